@@ -1,0 +1,53 @@
+"""rtclab: see WebRTC negotiation happen.
+
+Two real aiortc peers in one notebook, an asynchronous signaling channel, a
+simulated network, and every event on one clock in one pandas frame.
+
+Examples
+--------
+>>> import rtclab
+>>> run = rtclab.run("basic", seed=1)  # doctest: +SKIP
+>>> run.outcome  # doctest: +SKIP
+'connected'
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .flows import FLOWS, Flow, get_flow
+from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
+from .metrics import compute_metrics, outcome
+from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
+from .signaling import Channel, SignalingError
+from .trace import Trace, capture_events, load, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULTS",
+    "FLOWS",
+    "App",
+    "Channel",
+    "Flow",
+    "InvalidAccessError",
+    "InvalidStateError",
+    "OperationError",
+    "Peer",
+    "Run",
+    "SignalingError",
+    "Trace",
+    "User",
+    "__version__",
+    "arun",
+    "capture_events",
+    "compute_metrics",
+    "flow_source",
+    "get_flow",
+    "load",
+    "outcome",
+    "run",
+    "save",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

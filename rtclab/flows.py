@@ -1,0 +1,456 @@
+"""The article's flows, written as app code the way a web developer writes it.
+
+Each flow is two small async functions, the caller's page and the callee's
+page. They use only what a browser app has (see :class:`rtclab.lab.App`): a
+peer connection (``app.RTCPeerConnection()``), the camera
+(``app.getUserMedia()``), the signaling socket (``app.send``,
+``app.on_message``) and the user (``await app.user.answer()``). Notebooks print
+them with ``rtclab.flow_source(name)``, so they are teaching material first:
+short, commented where the lesson is, and faithful to the code they stand for,
+weak spots included.
+
+Messages follow the MDN sample: ``{"type": "video-offer", "target", "sdp"}``,
+``{"type": "video-answer", ...}``, ``{"type": "new-ice-candidate", "target",
+"candidate"}`` (``candidate`` is ``None`` for end-of-candidates) and
+``{"type": "hang-up"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lab import App
+    from .peer import Peer
+
+__all__ = ["FLOWS", "Flow", "get_flow"]
+
+AppCode = Callable[["App"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A flow: the caller's and the callee's app code, and what it teaches."""
+
+    name: str
+    summary: str
+    caller: AppCode
+    callee: AppCode
+    media: bool = True
+
+
+# --------------------------------------------------------------------------------------
+# Small pieces shared by the apps (each is what the sample apps do inline).
+# --------------------------------------------------------------------------------------
+
+
+def send_candidates(app: App, pc: Peer) -> None:
+    """Trickle: forward every local candidate, then end-of-candidates (``None``)."""
+    pc.on("icecandidate", lambda candidate: app.send(
+        {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+
+async def send_offer_on_negotiationneeded(app: App, pc: Peer) -> None:
+    """The offer is made when the browser says negotiation is needed, not before."""
+
+    async def on_negotiationneeded() -> None:
+        await pc.setLocalDescription(await pc.createOffer())
+        app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+    pc.on("negotiationneeded", on_negotiationneeded)
+
+
+class CandidateQueue:
+    """Holds candidates that arrive before the remote description, then adds them.
+
+    This is the article's "accept candidates as soon as possible": nothing that
+    arrives early is thrown away.
+    """
+
+    def __init__(self) -> None:
+        self.pc: Peer | None = None
+        self.waiting: list[dict[str, Any] | None] = []
+
+    async def add(self, candidate: dict[str, Any] | None) -> None:
+        if self.pc is None or self.pc.remoteDescription is None:
+            self.waiting.append(candidate)  # too early: keep it
+        else:
+            await self.pc.addIceCandidate(candidate)
+
+    async def flush(self, pc: Peer) -> None:
+        self.pc = pc
+        while self.waiting:
+            await pc.addIceCandidate(self.waiting.pop(0))
+
+
+# --------------------------------------------------------------------------------------
+# basic: the textbook call
+# --------------------------------------------------------------------------------------
+
+
+async def basic_caller(app: App) -> None:
+    """Caller: add the camera, offer on negotiationneeded, trickle candidates."""
+    pc = app.RTCPeerConnection()
+    send_candidates(app, pc)
+    await send_offer_on_negotiationneeded(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)  # -> negotiationneeded -> offer
+
+
+async def basic_callee(app: App) -> None:
+    """Callee: on an offer, create the peer connection, add the camera, answer."""
+    pc = None
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer":
+            pc = app.RTCPeerConnection()
+            send_candidates(app, pc)
+            await pc.setRemoteDescription(msg["sdp"])
+            for track in app.getUserMedia():
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])  # pc is None if this overtook the offer
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
+# mdn: the MDN "Signaling and video calling" sample, as written
+# --------------------------------------------------------------------------------------
+
+
+async def mdn_caller(app: App) -> None:
+    """invite(): createPeerConnection(), then getUserMedia and addTrack."""
+    pc = app.RTCPeerConnection()
+
+    def handle_ice_candidate_event(candidate: dict[str, Any] | None) -> None:
+        if candidate:  # the sample never sends end-of-candidates
+            app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
+
+    async def handle_negotiation_needed_event() -> None:
+        await pc.setLocalDescription(await pc.createOffer())
+        app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":  # handleVideoAnswerMsg
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":  # handleNewICECandidateMsg
+            await pc.addIceCandidate(msg["candidate"])
+
+    pc.on("icecandidate", handle_ice_candidate_event)
+    pc.on("negotiationneeded", handle_negotiation_needed_event)
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def mdn_callee(app: App) -> None:
+    """handleVideoOfferMsg(): the callee's peer connection exists only once the offer is in."""
+    state: dict[str, Any] = {"pc": None}  # the sample's global myPeerConnection, null at first
+
+    def handle_ice_candidate_event(candidate: dict[str, Any] | None) -> None:
+        if candidate:
+            app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
+
+    async def handle_video_offer_msg(msg: dict[str, Any]) -> None:
+        pc = state["pc"] = app.RTCPeerConnection()
+        pc.on("icecandidate", handle_ice_candidate_event)
+        await pc.setRemoteDescription(msg["sdp"])
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+        await pc.setLocalDescription(await pc.createAnswer())
+        app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+
+    async def handle_new_ice_candidate_msg(msg: dict[str, Any]) -> None:
+        # No check that the peer connection exists: a candidate that overtakes
+        # the offer fails here (in a browser: TypeError, myPeerConnection is null).
+        pc = state["pc"]
+        if pc is None:
+            raise TypeError("Cannot read properties of null (reading 'addIceCandidate')")
+        await pc.addIceCandidate(msg["candidate"])
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-offer":
+            await handle_video_offer_msg(msg)
+        elif msg["type"] == "new-ice-candidate":
+            await handle_new_ice_candidate_msg(msg)
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
+# answer-on-click: the timing trap
+# --------------------------------------------------------------------------------------
+
+
+async def answer_on_click_callee(app: App) -> None:
+    """The callee rings and creates its peer connection only when the user clicks Answer."""
+    pc = None
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer":
+            await app.user.answer()  # ring ... the user thinks ... clicks Answer
+            pc = app.RTCPeerConnection()  # only now
+            send_candidates(app, pc)
+            await pc.setRemoteDescription(msg["sdp"])
+            for track in app.getUserMedia():
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            if pc is None:
+                return  # nothing to add it to yet: this candidate is lost
+            await pc.addIceCandidate(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
+# offer-before-tracks: offering too early
+# --------------------------------------------------------------------------------------
+
+
+async def offer_before_tracks_caller(app: App) -> None:
+    """The caller offers right away on Call, then adds its camera: the offer has no media."""
+    pc = app.RTCPeerConnection()
+    send_candidates(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])
+
+    app.on_message(on_message)
+    await pc.setLocalDescription(await pc.createOffer())  # nothing to offer yet
+    app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+    for track in app.getUserMedia():
+        pc.addTrack(track)  # negotiationneeded fires, but nobody listens
+
+
+# --------------------------------------------------------------------------------------
+# counteroffer: the article's fix
+# --------------------------------------------------------------------------------------
+
+
+async def counteroffer_caller(app: App) -> None:
+    """The basic caller, plus a queue for candidates that overtake the answer."""
+    pc = app.RTCPeerConnection()
+    queue = CandidateQueue()
+    send_candidates(app, pc)
+    await send_offer_on_negotiationneeded(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            if pc.signalingState != "have-local-offer":
+                return  # a duplicated answer: already applied
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def counteroffer_callee(app: App) -> None:
+    """Peer connection on offer, counter-offer at once, media only when the user answers."""
+    pc = None
+    queue = CandidateQueue()
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer":
+            if pc is not None:
+                return  # a duplicated offer
+            pc = app.RTCPeerConnection()  # at once, before the user decides
+            send_candidates(app, pc)
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)  # candidates that came early are not lost
+            video = pc.getTransceivers()[0]
+            video.direction = "sendrecv"  # room for our camera, nothing sent yet
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            await app.user.answer()  # ICE and DTLS connect while the phone rings
+            camera = app.getUserMedia()[0]
+            await pc.replaceTrack(video.sender, camera)  # answering = unmuting
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
+# vanilla: no trickle
+# --------------------------------------------------------------------------------------
+
+
+async def vanilla_caller(app: App) -> None:
+    """Vanilla ICE: wait until gathering is complete, send one SDP with every candidate."""
+    pc = app.RTCPeerConnection()
+    gathered = asyncio.Event()
+    pc.on("icegatheringstatechange", lambda: pc.iceGatheringState == "complete" and gathered.set())
+
+    async def on_negotiationneeded() -> None:
+        await pc.setLocalDescription(await pc.createOffer())
+        await gathered.wait()
+        app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+
+    pc.on("negotiationneeded", on_negotiationneeded)
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def vanilla_callee(app: App) -> None:
+    """Answer with one SDP, sent only when gathering is complete."""
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-offer":
+            pc = app.RTCPeerConnection()
+            gathered = asyncio.Event()
+            pc.on("icegatheringstatechange", lambda: pc.iceGatheringState == "complete" and gathered.set())
+            await pc.setRemoteDescription(msg["sdp"])
+            for track in app.getUserMedia():
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            await gathered.wait()
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
+# glare and perfect negotiation
+# --------------------------------------------------------------------------------------
+
+
+async def glare_app(app: App) -> None:
+    """Both users click Call at once; each side runs the naive basic caller."""
+    if app.actor == "callee":
+        app.user.call()
+    pc = app.RTCPeerConnection()
+    send_candidates(app, pc)
+    await send_offer_on_negotiationneeded(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-offer":  # naive: answer whatever comes in
+            await pc.setRemoteDescription(msg["sdp"])
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])  # too late: we are stable again
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])
+
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def perfect_app(app: App) -> None:
+    """MDN's perfect negotiation; the callee is the polite peer. Both call at once."""
+    polite = app.actor == "callee"
+    if polite:
+        app.user.call()
+    pc = app.RTCPeerConnection()
+    making_offer = False
+    ignore_offer = False
+    send_candidates(app, pc)
+
+    async def on_negotiationneeded() -> None:
+        nonlocal making_offer
+        try:
+            making_offer = True
+            await pc.setLocalDescription()
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+        finally:
+            making_offer = False
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal ignore_offer
+        if msg["type"] in ("video-offer", "video-answer"):
+            description = msg["sdp"]
+            offer_collision = description["type"] == "offer" and (
+                making_offer or pc.signalingState != "stable")
+            ignore_offer = not polite and offer_collision
+            if ignore_offer:
+                return
+            if description["type"] == "answer" and pc.signalingState == "stable":
+                return  # a duplicated answer
+            await pc.setRemoteDescription(description)  # polite: rolls back implicitly
+            if description["type"] == "offer":
+                await pc.setLocalDescription()
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            try:
+                await pc.addIceCandidate(msg["candidate"])
+            except Exception:
+                if not ignore_offer:
+                    raise  # only errors for an ignored offer's candidates are expected
+
+    pc.on("negotiationneeded", on_negotiationneeded)
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+FLOWS: dict[str, Flow] = {
+    f.name: f
+    for f in (
+        Flow("basic", "textbook call: offer on negotiationneeded, answer on offer, trickle both ways",
+             basic_caller, basic_callee),
+        Flow("mdn", "the MDN sample as written: no candidate queue, no end-of-candidates",
+             mdn_caller, mdn_callee),
+        Flow("answer-on-click", "callee creates its peer connection only when the user clicks Answer",
+             basic_caller, answer_on_click_callee),
+        Flow("offer-before-tracks", "caller offers before adding its tracks: nothing to negotiate",
+             offer_before_tracks_caller, basic_callee),
+        Flow("counteroffer", "the article's fix: peer connection and answer at once, Answer only unmutes",
+             counteroffer_caller, counteroffer_callee),
+        Flow("vanilla", "no trickle: wait for gathering, send one complete SDP each way",
+             vanilla_caller, vanilla_callee),
+        Flow("glare", "both sides call at once with naive code",
+             glare_app, glare_app),
+        Flow("perfect", "MDN perfect negotiation (polite callee, impolite caller) under glare",
+             perfect_app, perfect_app),
+    )
+}
+
+
+def get_flow(name: str) -> Flow:
+    """The flow called ``name``; a clear ``KeyError`` lists the known ones."""
+    try:
+        return FLOWS[name]
+    except KeyError:
+        raise KeyError(f"unknown flow {name!r}; known flows: {', '.join(FLOWS)}") from None
