@@ -20,6 +20,7 @@ from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
 from .metrics import compute_metrics, outcome
 from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
 from .signaling import Channel, SignalingError
+from .sweeps import sweep
 from .trace import Trace, capture_events, load, save
 
 __version__ = "0.1.0"
@@ -48,6 +49,35 @@ __all__ = [
     "outcome",
     "run",
     "save",
+    "sweep",
+    "versions",
 ]
 
+_LAZY = {"plots", "widgets", "network", "data"}
+
+
+def __getattr__(name: str):  # lazy submodules: ``rtclab.plots`` without importing matplotlib up front
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def versions() -> dict[str, str]:
+    """Versions of rtclab and the packages it builds on.
+
+    Examples
+    --------
+    >>> sorted(versions())[:3]
+    ['aioice', 'aiortc', 'matplotlib']
+    """
+    import platform
+    from importlib.metadata import version
+
+    out = {name: version(name) for name in ("aioice", "aiortc", "matplotlib", "pandas")}
+    out["python"] = platform.python_version()
+    out["rtclab"] = __version__
+    return out

@@ -146,14 +146,20 @@ async def mdn_caller(app: App) -> None:
             app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
 
     async def handle_negotiation_needed_event() -> None:
-        await pc.setLocalDescription(await pc.createOffer())
+        offer = await pc.createOffer()
+        if pc.signalingState != "stable":
+            return  # the sample postpones: another negotiationneeded will come
+        await pc.setLocalDescription(offer)
         app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
 
     async def on_message(msg: dict[str, Any]) -> None:
-        if msg["type"] == "video-answer":  # handleVideoAnswerMsg
-            await pc.setRemoteDescription(msg["sdp"])
-        elif msg["type"] == "new-ice-candidate":  # handleNewICECandidateMsg
-            await pc.addIceCandidate(msg["candidate"])
+        try:
+            if msg["type"] == "video-answer":  # handleVideoAnswerMsg
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":  # handleNewICECandidateMsg
+                await pc.addIceCandidate(msg["candidate"])
+        except Exception as err:
+            app.report_error(err)  # the sample's reportError(): log it and carry on
 
     pc.on("icecandidate", handle_ice_candidate_event)
     pc.on("negotiationneeded", handle_negotiation_needed_event)
@@ -181,11 +187,14 @@ async def mdn_callee(app: App) -> None:
 
     async def handle_new_ice_candidate_msg(msg: dict[str, Any]) -> None:
         # No check that the peer connection exists: a candidate that overtakes
-        # the offer fails here (in a browser: TypeError, myPeerConnection is null).
+        # the offer fails here, and the sample only logs the error.
         pc = state["pc"]
-        if pc is None:
-            raise TypeError("Cannot read properties of null (reading 'addIceCandidate')")
-        await pc.addIceCandidate(msg["candidate"])
+        try:
+            if pc is None:  # in JavaScript: TypeError, myPeerConnection is null
+                raise TypeError("Cannot read properties of null (reading 'addIceCandidate')")
+            await pc.addIceCandidate(msg["candidate"])
+        except Exception as err:
+            app.report_error(err)
 
     async def on_message(msg: dict[str, Any]) -> None:
         if msg["type"] == "video-offer":
@@ -425,6 +434,40 @@ async def perfect_app(app: App) -> None:
         pc.addTrack(track)
 
 
+# --------------------------------------------------------------------------------------
+# forgot-candidates: the missing onicecandidate handler
+# --------------------------------------------------------------------------------------
+
+
+async def forgot_candidates_caller(app: App) -> None:
+    """The basic caller without an icecandidate handler: no candidate ever leaves."""
+    pc = app.RTCPeerConnection()
+    await send_offer_on_negotiationneeded(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def forgot_candidates_callee(app: App) -> None:
+    """The basic callee without an icecandidate handler."""
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-offer":
+            pc = app.RTCPeerConnection()
+            await pc.setRemoteDescription(msg["sdp"])
+            for track in app.getUserMedia():
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+
+    app.on_message(on_message)
+
+
 FLOWS: dict[str, Flow] = {
     f.name: f
     for f in (
@@ -444,6 +487,8 @@ FLOWS: dict[str, Flow] = {
              glare_app, glare_app),
         Flow("perfect", "MDN perfect negotiation (polite callee, impolite caller) under glare",
              perfect_app, perfect_app),
+        Flow("forgot-candidates", "both apps forget the icecandidate handler: no candidate is ever sent",
+             forgot_candidates_caller, forgot_candidates_callee),
     )
 }
 

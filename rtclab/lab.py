@@ -57,10 +57,13 @@ DEFAULTS: dict[str, Any] = {
     "deadline_s": None,
     "record_packets": False,
     "emulate": True,
+    "hold_s": 0.0,
+    "cut_at_s": None,
 }
 
 NAT_TYPES = ("full-cone", "restricted", "port-restricted", "symmetric")
 DEADLINE_SIM_S = 90.0
+_EPSILON_S = 1e-6
 DEADLINE_REAL_S = 10.0
 
 
@@ -154,6 +157,12 @@ class App:
         kind = message.get("type") if isinstance(message, dict) else type(message).__name__
         self.trace.record(self.actor, "error", "onmessage", "UnknownMessage", detail=f"{reason}: {str(kind)[:64]!r}")
 
+    def report_error(self, exc: BaseException) -> None:
+        """Log an error the app caught (the sample's ``reportError``): an ``error`` row."""
+        from .peer import error_name
+
+        self.trace.record(self.actor, "error", "app", error_name(exc), detail=str(exc))
+
     async def close(self) -> None:
         """Close every peer and stop every track of this app."""
         for pc in self.peers:
@@ -208,7 +217,7 @@ class Run:
         """The one-look summary: sequence diagram above the state timelines."""
         from . import plots
 
-        return plots.summary(self.events, **kwargs)
+        return plots.summary(self, **kwargs)
 
     def table(self, kinds: tuple[str, ...] = ("call", "signal", "state", "media", "user", "error"), *, limit: int | None = None) -> pd.DataFrame:
         """A compact view of the events (no candidate pair checks, short details)."""
@@ -234,6 +243,8 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
     if out["topology"] not in ("lan", "nat"):
         raise ValueError(f"topology must be 'lan' or 'nat', got {out['topology']!r}")
     for key in ("signaling_latency_ms", "jitter_ms", "answer_delay_ms", "candidate_interval_ms", "link_latency_ms"):
+        if key == "answer_delay_ms" and out[key] is None and out["network"] == "real":
+            continue  # wait for a real click (the call panel)
         if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= float(out[key]) < 3.6e6:
             raise ValueError(f"{key} must be a number of milliseconds >= 0, got {out[key]!r}")
     for key in ("reorder", "loss", "duplicate", "link_loss"):
@@ -247,6 +258,10 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
         out["nat"] = tuple(nat)
         if len(out["nat"]) != 2:
             raise ValueError("nat as a pair must have two entries: (caller, callee)")
+    if not isinstance(out["hold_s"], (int, float)) or out["hold_s"] < 0:
+        raise ValueError(f"hold_s must be >= 0 seconds, got {out['hold_s']!r}")
+    if out["cut_at_s"] is not None and out["network"] != "sim":
+        raise ValueError("cut_at_s (cutting the media path) needs network='sim'")
     if out["deadline_s"] is None:
         out["deadline_s"] = DEADLINE_SIM_S if out["network"] == "sim" else DEADLINE_REAL_S
     if float(out["deadline_s"]) <= 0:
@@ -256,7 +271,7 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None) -> None:
+async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None) -> None:
     """Play one call inside the running loop; always cleans up."""
     from .flows import get_flow
 
@@ -287,7 +302,12 @@ async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNe
     }
     users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
     apps = {a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options) for a in ("caller", "callee")}
-    watcher = _Watcher(trace, apps, channel, spec)
+    watcher = _Watcher(trace, apps, channel, spec, hold_s=float(p["hold_s"]))
+    if net is not None and p["cut_at_s"] is not None:
+        net.cut(float(p["cut_at_s"]), peers_only=True)  # keep STUN/TURN reachable: only the call's path breaks
+    if hooks is not None:  # the call panel: live rows, real clicks, hang-up
+        hooks.attach(trace, users)
+        watcher.stop = hooks.stop_event()
     loop = asyncio.get_running_loop()
     before = asyncio.all_tasks()
     app_tasks: list[asyncio.Task[Any]] = []
@@ -328,7 +348,9 @@ async def _guarded(trace: Trace, actor: str, coro: Any) -> None:
 class _Watcher:
     """Ends a run when its outcome is known, or at the deadline."""
 
-    def __init__(self, trace: Trace, apps: dict[str, App], channel: Channel, spec: Any) -> None:
+    def __init__(self, trace: Trace, apps: dict[str, App], channel: Channel, spec: Any, hold_s: float = 0.0) -> None:
+        self.hold_s = hold_s
+        self.closed = False
         self.trace = trace
         self.apps = apps
         self.channel = channel
@@ -339,6 +361,7 @@ class _Watcher:
         self.failed = False
         self.tracks: dict[str, set[str]] = {"caller": set(), "callee": set()}
         self.frames: dict[str, set[str]] = {"caller": set(), "callee": set()}
+        self.stop: asyncio.Event | None = None
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         _t, actor, kind, name, value = row[:5]
@@ -347,6 +370,8 @@ class _Watcher:
                 self.connected.add(actor)
             elif value == "failed":
                 self.failed = True
+            elif value == "closed" and actor in self.connected:
+                self.closed = True  # e.g. consent expired
         elif kind == "media" and name == "track":
             self.tracks[actor].add(value)
         elif kind == "media" and name == "first-frame":
@@ -380,15 +405,29 @@ class _Watcher:
     async def wait(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         while not self.done():
+            if self.stop is not None and self.stop.is_set():
+                self.trace.record("user", "user", "click", "hangup", detail="caller")
+                return
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= _EPSILON_S:  # (an ulp of remaining time would never advance a virtual clock)
                 self.trace.record("network", "error", "deadline", "timeout", detail="deadline reached: the call neither connected nor failed")
                 return
             self.changed.clear()
             try:
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2) if self.stop is not None else remaining)
             except asyncio.TimeoutError:
                 pass
+        if self.hold_s > 0 and not self.failed:
+            # keep the call up (media flowing) for hold_s, unless it breaks
+            hold_end = min(deadline, loop.time() + self.hold_s)
+            while hold_end - loop.time() > _EPSILON_S and not self.failed and not self.closed:
+                if self.stop is not None and self.stop.is_set():
+                    break
+                self.changed.clear()
+                try:
+                    await asyncio.wait_for(self.changed.wait(), min(hold_end - loop.time(), 0.5))
+                except asyncio.TimeoutError:
+                    pass
         # let trickling and messages in flight finish, briefly, so plots show them
         end = loop.time() + 0.3
         while loop.time() < end and (self.channel.in_flight or any(
@@ -443,14 +482,14 @@ async def arun(flow: str, **params: Any) -> Run:
     return await _arun_real(flow, p)
 
 
-async def _arun_real(flow: str, p: dict[str, Any]) -> Run:
+async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None) -> Run:
     import time
 
     box: list[Trace] = []
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
-        await _play(flow, p, box, None)
+        await _play(flow, p, box, None, hooks)
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except Exception as exc:  # recorded, the run still returns

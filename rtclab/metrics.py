@@ -86,7 +86,7 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
     if len(failed):
         who = failed.iloc[0]["actor"]
         if len(lost):
-            return "failed", f"candidates lost before peer connection existed ({len(lost)} lost); {who} ICE failed"
+            return "failed", f"candidates lost before peer connection existed ({_n_lost(lost)}); {who} ICE failed"
         if len(api_errors):
             e = api_errors.iloc[0]
             return "failed", f"{e['value']} in {e['name']}; {who} connection failed"
@@ -95,11 +95,20 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
         e = api_errors.iloc[0]
         return "failed", f"{e['value']} in {e['name']}"
     if len(lost):
-        return "timeout", f"candidates lost before peer connection existed ({len(lost)} lost); still checking at the deadline"
+        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); still checking at the deadline"
     return "timeout", "deadline reached while " + _where(df)
 
 
+def _n_lost(lost: pd.DataFrame) -> str:
+    n = int((~lost["ref"].str.endswith(":end")).sum())
+    end = " and end-of-candidates" if lost["ref"].str.endswith(":end").any() else ""
+    return f"{n} lost{end}"
+
+
 def _where(df: pd.DataFrame) -> str:
+    deadline = df[(df["kind"] == "error") & (df["name"] == "deadline")]
+    if len(deadline):  # the state at the deadline, not after the clean-up that follows it
+        df = df[df["t_ms"] < float(deadline["t_ms"].iloc[0])]
     state = df[(df["kind"] == "state") & (df["name"] == "iceConnectionState")]
     if len(state):
         last = state.groupby("actor", observed=True)["value"].last()
@@ -129,10 +138,10 @@ def finalize_candidates(trace: Trace) -> None:
             created[actor] = t
         elif kind == "signal" and name == "new-ice-candidate" and value == "delivered" and ref:
             delivered.setdefault((actor, ref), t)
-        elif kind == "ice" and name == "candidate" and value in ("added", "rejected", "lost", "end-added"):
+        elif kind == "ice" and name == "candidate" and value in ("added", "rejected", "lost"):
             fate[(actor, ref)] = value
     for (actor, ref), t in sorted(delivered.items(), key=lambda kv: kv[1]):
-        if (actor, ref) in fate or ref.endswith(":end"):
+        if (actor, ref) in fate:
             continue
         pc_at = created.get(actor)
         reason = "no peer connection yet" if pc_at is None or pc_at > t else "ignored by the app"

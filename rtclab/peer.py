@@ -903,7 +903,7 @@ class Peer:
         except Exception as exc:
             self._rec("ice", "candidate", "rejected", ref=ref, detail=f"{error_name(exc)}: {exc}")
             raise
-        self._rec("ice", "candidate", "added" if line else "end-added", ref=ref, detail=line)
+        self._rec("ice", "candidate", "added", ref=ref, detail=line or "end-of-candidates")
 
     def _remote_end_ref(self) -> str:
         other = "callee" if self.actor == "caller" else "caller"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,9 @@ class Channel:
         self.rng = random.Random(seed)
         self._endpoints = {a: Endpoint(self, a) for a in ("caller", "callee")}
         self._last_due: dict[str, float] = {}
+        # FIFO mode: timers with equal due times fire in heap order, not call
+        # order, so each timer delivers the oldest queued message instead.
+        self._fifo: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {a: deque() for a in ("caller", "callee")}
         self._pending: set[asyncio.TimerHandle] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -179,10 +183,18 @@ class Channel:
                 due = max(due, self._last_due.get(receiver, 0.0))
                 self._last_due[receiver] = due
             payload_copy = json.loads(payload)
-            handle = loop.call_at(due, self._deliver, receiver, name, ref, payload_copy)
+            if self.reorder == 0.0:
+                self._fifo[receiver].append((name, ref, payload_copy))
+                handle = loop.call_at(due, self._deliver_next, receiver)
+            else:
+                handle = loop.call_at(due, self._deliver, receiver, name, ref, payload_copy)
             self._pending.add(handle)
             self._scheduled += 1
         return ref
+
+    def _deliver_next(self, receiver: str) -> None:
+        name, ref, message = self._fifo[receiver].popleft()
+        self._deliver(receiver, name, ref, message)
 
     def _deliver(self, receiver: str, name: str, ref: str, message: dict[str, Any]) -> None:
         self._scheduled -= 1
@@ -232,6 +244,8 @@ class Channel:
         for h in self._pending:
             h.cancel()
         self._pending.clear()
+        for queue in self._fifo.values():
+            queue.clear()
         self._scheduled = 0
         for task in list(self._tasks):
             task.cancel()

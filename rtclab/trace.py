@@ -225,8 +225,9 @@ def save(frame: pd.DataFrame, path: str | Path, *, meta: dict[str, Any] | None =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write("# rtclab " + json.dumps(meta or {}, sort_keys=True, default=str) + "\n")
-        frame[list(COLUMNS)].to_csv(fh, index=False)
+        # CRLF line ends (RFC 4180): the csv writer then quotes any text holding \r or \n
+        fh.write("# rtclab " + json.dumps(meta or {}, sort_keys=True, default=str) + "\r\n")
+        frame[list(COLUMNS)].to_csv(fh, index=False, lineterminator="\r\n")
     return path
 
 
@@ -241,7 +242,7 @@ def load(path: str | Path) -> pd.DataFrame:
     >>> df = load(data.path("traces/basic-lan.csv"))  # doctest: +SKIP
     """
     path = Path(path)
-    with path.open("r", encoding="utf-8") as fh:
+    with path.open("r", encoding="utf-8", newline="") as fh:  # keep \r\n inside quoted text
         first = fh.readline()
         meta: dict[str, Any] = {}
         if first.startswith("# rtclab"):

@@ -1,0 +1,294 @@
+"""rtclab benchmarks: ``python -m benchmarks [--quick] [--out DIR] [--only NAME ...]``.
+
+Measures, side by side in one process (and one pair of worker processes for
+throughput), and writes ``DIR/results.json`` plus ``DIR/summary.md``:
+
+* ``real_overhead``: a bare aiortc pair vs ``rtclab.run("basic", network="real")``
+  on this machine's UDP sockets: median connect and first-frame times and the
+  instrumentation overhead ratio;
+* ``sim``: wall time of a 60 s virtual video call, of an ICE failure (all packets
+  dropped) in virtual and wall time, short-trial throughput with one and two
+  processes, and the same short call on the real network;
+* ``flows``: per flow and topology, median connect, first frame and
+  answer-to-media over seeded sim trials;
+* ``answer``: median ``answer_to_media_ms`` of ``counteroffer`` vs
+  ``answer-on-click`` (on ``lan``, where the latter connects) at signaling
+  latencies 10, 50 and 200 ms, and ``vanilla`` vs trickle connect times;
+* ``chaos``: success rate of every flow under heavy signaling impairment and
+  media-path loss;
+* ``course``: the whole course under ``pytest --nbval``.
+
+No figure here is asserted by a test: timing belongs in this report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median(xs: list[float]) -> float:
+    xs = [x for x in xs if x == x]
+    return round(statistics.median(xs), 2) if xs else float("nan")
+
+
+# -- real network: bare aiortc vs rtclab -----------------------------------------------
+
+
+async def _bare_pair() -> tuple[float, float]:
+    """A bare aiortc pair (iceServers=[], non-trickle), the way aiortc's examples do it."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+
+    from rtclab.media import Camera
+
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    connected: dict[str, float] = {}
+    first: dict[str, float] = {}
+    done = asyncio.Event()
+
+    def on_state(name: str, pc: RTCPeerConnection) -> None:
+        if pc.connectionState == "connected":
+            connected.setdefault(name, loop.time() - t0)
+
+    async def consume(name: str, track: Any) -> None:
+        try:
+            await track.recv()
+            first[name] = loop.time() - t0
+            if len(first) == 2:
+                done.set()
+            while True:
+                await track.recv()
+        except Exception:
+            pass
+
+    tasks = []
+    for name, pc in (("a", a), ("b", b)):
+        pc.on("connectionstatechange", lambda n=name, p=pc: on_state(n, p))
+        pc.on("track", lambda track, n=name: tasks.append(asyncio.ensure_future(consume(n, track))))
+    cams = [Camera(), Camera()]
+    try:
+        a.addTrack(cams[0])
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        b.addTrack(cams[1])
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        for c in cams:
+            c.stop()
+        await a.close()
+        await b.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return max(connected.values()) * 1000, max(first.values()) * 1000
+
+
+def bench_real_overhead(n: int) -> dict[str, Any]:
+    import rtclab
+
+    bare_c, bare_f, lab_c, lab_f = [], [], [], []
+    for _ in range(n):  # interleaved, so both see the same machine load
+        c, f = asyncio.run(_bare_pair())
+        bare_c.append(c)
+        bare_f.append(f)
+        r = rtclab.run("basic", network="real", signaling_latency_ms=0, candidate_interval_ms=0)
+        lab_c.append(float(r.metrics["t_connected_ms"]))
+        lab_f.append(float(r.metrics["t_first_frame_ms"]))
+    out = {
+        "runs": n,
+        "bare_connect_ms": _median(bare_c),
+        "bare_first_frame_ms": _median(bare_f),
+        "rtclab_connect_ms": _median(lab_c),
+        "rtclab_first_frame_ms": _median(lab_f),
+    }
+    out["overhead_ratio_connect"] = round(out["rtclab_connect_ms"] / out["bare_connect_ms"], 2)
+    out["overhead_ratio_first_frame"] = round(out["rtclab_first_frame_ms"] / out["bare_first_frame_ms"], 2)
+    out["note"] = "rtclab adds trickle (candidate events 0 ms apart here), the operations chain, probes and recording; signaling latency set to 0"
+    return out
+
+
+# -- simulated network ----------------------------------------------------------------------------
+
+
+def _short_trial(seed: int) -> float:
+    import rtclab
+
+    t = time.perf_counter()
+    rtclab.run("basic", seed=seed)
+    return time.perf_counter() - t
+
+
+def bench_sim(n: int) -> dict[str, Any]:
+    import concurrent.futures
+    import multiprocessing
+
+    import rtclab
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    long = rtclab.run("basic", hold_s=60.0, deadline_s=120)
+    out["call_60s_virtual_s"] = round(float(long.events["t_ms"].max()) / 1000, 1)
+    out["call_60s_wall_s"] = round(time.perf_counter() - t, 2)
+    out["call_60s_outcome"] = long.outcome
+    t = time.perf_counter()
+    r = rtclab.run("basic", link_loss=1.0, deadline_s=120)
+    fail_wall = time.perf_counter() - t
+    ice = r.events[(r.events["name"] == "iceConnectionState") & (r.events["value"] == "failed")]
+    out["ice_failure_virtual_s"] = round(float(ice["t_ms"].min()) / 1000, 2) if len(ice) else None
+    out["ice_failure_wall_s"] = round(fail_wall, 2)
+    out["ice_failure_outcome"] = r.outcome
+    walls = [_short_trial(s) for s in range(n)]
+    out["short_trial_wall_ms_median"] = round(statistics.median(walls) * 1000, 1)
+    out["trials_per_s_1proc"] = round(n / sum(walls), 2)
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        list(pool.map(_short_trial, range(2)))  # warm up both workers (imports)
+        t = time.perf_counter()
+        list(pool.map(_short_trial, range(n, 3 * n)))
+        out["trials_per_s_2proc"] = round(2 * n / (time.perf_counter() - t), 2)
+    reals = []
+    for _ in range(max(3, n // 4)):
+        t = time.perf_counter()
+        rtclab.run("basic", network="real")
+        reals.append(time.perf_counter() - t)
+    out["same_call_real_wall_ms_median"] = round(statistics.median(reals) * 1000, 1)
+    return out
+
+
+def bench_flows(n: int) -> dict[str, Any]:
+    import rtclab
+
+    rows = {}
+    for flow in rtclab.FLOWS:
+        for topo in ("lan", "nat"):
+            df = rtclab.sweep(flow, trials=n, topology=topo, progress=False, workers=1, seed=11)
+            ok = df[df["outcome"] == "connected"]
+            rows[f"{flow}/{topo}"] = {
+                "success": f"{len(ok)}/{len(df)}",
+                "outcomes": df["outcome"].value_counts().to_dict(),
+                "connect_ms": _median(list(ok["t_connected_ms"].astype(float))),
+                "first_frame_ms": _median(list(ok["t_first_frame_ms"].astype(float))),
+                "answer_to_media_ms": _median(list(ok["answer_to_media_ms"].astype(float))),
+            }
+    return rows
+
+
+def bench_answer(n: int) -> dict[str, Any]:
+    import rtclab
+
+    out: dict[str, Any] = {}
+    df = rtclab.sweep(["counteroffer", "answer-on-click"], trials=n, grid={"signaling_latency_ms": [10, 50, 200]},
+                      progress=False, seed=5, jitter_ms=0)
+    for lat in (10, 50, 200):
+        cell = {}
+        for flow in ("counteroffer", "answer-on-click"):
+            sub = df[(df["flow"] == flow) & (df["signaling_latency_ms"] == lat) & (df["outcome"] == "connected")]
+            cell[flow] = _median(list(sub["answer_to_media_ms"].astype(float)))
+            cell[f"{flow}_connected"] = f"{len(sub)}/{n}"
+        cell["ratio_naive_over_fix"] = round(cell["answer-on-click"] / cell["counteroffer"], 1) if cell["counteroffer"] else None
+        out[f"latency_{lat}ms"] = cell
+    dv = rtclab.sweep(["basic", "vanilla"], trials=n, grid={"topology": ["lan", "nat"]}, progress=False, seed=9)
+    for topo in ("lan", "nat"):
+        for flow in ("basic", "vanilla"):
+            sub = dv[(dv["flow"] == flow) & (dv["topology"] == topo) & (dv["outcome"] == "connected")]
+            out[f"connect_ms_{flow}_{topo}"] = _median(list(sub["t_connected_ms"].astype(float)))
+    return out
+
+
+def bench_chaos(n: int) -> dict[str, Any]:
+    import rtclab
+
+    out: dict[str, Any] = {}
+    impairments = {
+        "signaling loss 30%": {"loss": 0.3},
+        "signaling reorder 50% (jitter 40 ms)": {"reorder": 0.5, "jitter_ms": 40},
+        "signaling duplicate 10%": {"duplicate": 0.1},
+        "media-path loss 10%": {"link_loss": 0.1},
+    }
+    for label, params in impairments.items():
+        df = rtclab.sweep(list(rtclab.FLOWS), trials=n, progress=False, seed=3, deadline_s=30, **params)
+        out[label] = {f: f"{(g['outcome'] == 'connected').sum()}/{len(g)}" for f, g in df.groupby("flow")}
+        out[label]["all_ended_with_outcome"] = bool(df["outcome"].notna().all())
+    return out
+
+
+def bench_course() -> dict[str, Any]:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    return {"wall_s": round(time.perf_counter() - t, 1), "exit_code": proc.returncode,
+            "last_line": (proc.stdout.strip().splitlines() or [""])[-1]}
+
+
+BENCHES = {
+    "real_overhead": lambda q: bench_real_overhead(6 if q else 20),
+    "sim": lambda q: bench_sim(8 if q else 24),
+    "flows": lambda q: bench_flows(3 if q else 10),
+    "answer": lambda q: bench_answer(6 if q else 50),
+    "chaos": lambda q: bench_chaos(3 if q else 20),
+    "course": lambda q: bench_course(),
+}
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    lines = ["# rtclab benchmark results", "", f"machine: {results['machine']}", f"command: `{results['command']}`", ""]
+    for name, res in results["benchmarks"].items():
+        lines.append(f"## {name}")
+        lines.append("")
+        if isinstance(res, dict) and all(isinstance(v, dict) for v in res.values()):
+            keys = sorted({k for v in res.values() for k in v})
+            lines.append("| case | " + " | ".join(keys) + " |")
+            lines.append("|---" * (len(keys) + 1) + "|")
+            for case, v in res.items():
+                lines.append(f"| {case} | " + " | ".join(str(v.get(k, "")) for k in keys) + " |")
+        elif isinstance(res, dict):
+            lines.append("| figure | value |")
+            lines.append("|---|---|")
+            for k, v in res.items():
+                lines.append(f"| {k} | {v} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer trials (a smoke run)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=None)
+    ns = parser.parse_args(argv)
+    out = Path(ns.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import aiortc
+
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, aiortc {aiortc.__version__}",
+        "command": "python -m benchmarks" + (" --quick" if ns.quick else "") + (f" --only {' '.join(ns.only)}" if ns.only else ""),
+        "benchmarks": {},
+    }
+    for name in ns.only or list(BENCHES):
+        t = time.perf_counter()
+        print(f"[bench] {name} …", flush=True)
+        results["benchmarks"][name] = BENCHES[name](ns.quick)
+        print(f"[bench] {name} done in {time.perf_counter() - t:.1f} s: {json.dumps(results['benchmarks'][name])[:300]}", flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (out / "summary.md").write_text(_markdown(results))
+    print(f"written {out / 'results.json'} and {out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

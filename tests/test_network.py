@@ -1,0 +1,501 @@
+"""Tests of rtclab.network: the deterministic simulated network running real aiortc/aioice."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aioice.ice
+import aioice.stun
+import aioice.turn
+import aiortc
+import aiortc.clock
+import aiortc.mediastreams
+import aiortc.rtcdtlstransport
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import aiortc.rtcsctptransport
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+
+from rtclab import network
+from rtclab.network import SimNetwork, SimStalled, SimVersionError, host_scope, run_sim
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ice_connection(pc: RTCPeerConnection) -> Any:
+    """The aioice Connection under a pc (data channel or first transceiver)."""
+    if pc.sctp is not None:
+        return pc.sctp.transport.transport._connection
+    return pc.getTransceivers()[0].sender.transport.transport._connection
+
+
+async def _pair(
+    net: SimNetwork | None,
+    *,
+    video: bool = False,
+    datachannel: bool = True,
+    hold_s: float = 0.0,
+    ice_servers: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Connect a raw aiortc pair (non-trickle), hold the call, close both pcs; report what happened."""
+    loop = asyncio.get_running_loop()
+    servers = ice_servers if ice_servers is not None else (net.ice_servers() if net else [])
+    caller = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+    callee = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+    pcs = {"caller": caller, "callee": callee}
+    states: dict[str, list[str]] = {name: [pc.connectionState] for name, pc in pcs.items()}
+    times: dict[str, float] = {}
+    settled = {name: loop.create_future() for name in pcs}
+    frames: list[float] = []
+    readers: list[asyncio.Task[None]] = []
+    start = loop.time()
+
+    def watch(name: str, pc: RTCPeerConnection) -> None:
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            states[name].append(pc.connectionState)
+            if pc.connectionState == "connected":
+                times[name] = loop.time() - start
+            if pc.connectionState in ("connected", "failed", "closed") and not settled[name].done():
+                settled[name].set_result(pc.connectionState)
+
+    for name, pc in pcs.items():
+        watch(name, pc)
+
+    @callee.on("track")
+    def on_track(track: Any) -> None:
+        async def read() -> None:
+            try:
+                while True:
+                    await track.recv()
+                    frames.append(loop.time())
+            except MediaStreamError:
+                pass
+
+        readers.append(asyncio.ensure_future(read()))
+
+    result: dict[str, Any] = {"states": states, "times": times, "frames": frames}
+    try:
+        if datachannel:
+            caller.createDataChannel("chat")
+        if video:
+            caller.addTrack(VideoStreamTrack())
+        with host_scope("caller" if net else None):
+            await caller.setLocalDescription(await caller.createOffer())
+        await callee.setRemoteDescription(caller.localDescription)
+        with host_scope("callee" if net else None):
+            await callee.setLocalDescription(await callee.createAnswer())
+        await caller.setRemoteDescription(callee.localDescription)
+        outcome = await asyncio.gather(*settled.values())
+        result["outcome"] = dict(zip(pcs, outcome))
+        result["t_settled"] = loop.time() - start
+        if all(o == "connected" for o in outcome):
+            nominated = _ice_connection(caller)._nominated[1]
+            result["nominated"] = (nominated.local_candidate.type, nominated.remote_candidate.type)
+            result["nominated_addr"] = (nominated.local_addr, nominated.remote_addr)
+            result["caller_candidates"] = [c.type for c in _ice_connection(caller).local_candidates]
+        if hold_s:
+            await asyncio.sleep(hold_s)
+        result["states_before_close"] = {name: list(s) for name, s in states.items()}
+    finally:
+        await caller.close()
+        await callee.close()
+        for reader in readers:
+            reader.cancel()
+    result["t_end"] = loop.time() - start
+    return result
+
+
+def _packets(net: SimNetwork) -> list[tuple[float, str, str, str]]:
+    return [(round(t, 9), proto, value, detail) for t, proto, value, detail in net.packet_log]
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_lan_datachannel_connects_fast() -> None:
+    """On the lan a data-channel pair goes new → connecting → connected within a few virtual ms."""
+    net = SimNetwork("lan", latency_ms=1.0)
+    rows: list[tuple[Any, ...]] = []
+    net.attach(lambda *a, **k: rows.append((a, k)))
+    res = run_sim(lambda: _pair(net), net)
+    print("lan connect (virtual s):", res["times"])
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    for name in ("caller", "callee"):
+        assert res["states_before_close"][name] == ["new", "connecting", "connected"]
+        assert res["states"][name][-1] == "closed"
+        assert res["times"][name] < 0.2
+    assert res["nominated"] == ("host", "host")
+    assert not [r for r in rows if r[0][1] == "error"]
+
+
+def test_lan_video_track_frames_arrive() -> None:
+    """On the lan a pair with aiortc's VideoStreamTrack connects and the callee decodes frames."""
+    net = SimNetwork("lan", latency_ms=5.0)
+    res = run_sim(lambda: _pair(net, video=True, datachannel=False, hold_s=1.0), net)
+    assert res["states_before_close"]["caller"] == ["new", "connecting", "connected"]
+    assert res["times"]["caller"] < 0.5
+    assert len(res["frames"]) >= 20
+
+
+def test_nat_port_restricted_uses_srflx() -> None:
+    """Both behind port-restricted NATs with STUN: connects over server-reflexive addresses."""
+    net = SimNetwork("nat", nat="port-restricted", turn=False, latency_ms=10.0, record_packets=True)
+    res = run_sim(lambda: _pair(net), net)
+    print("nat connect (virtual s):", res["times"])
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert "srflx" in res["caller_candidates"]
+    # aioice pairs a srflx candidate through its base (host) socket; the remote side is srflx.
+    assert res["nominated"] == ("host", "srflx")
+    assert res["nominated_addr"][1][0] == net.public_ip("callee")
+    # host candidates of the other private network are unroutable
+    assert any("unroutable" in p[3] for p in net.packet_log)
+
+
+def test_nat_symmetric_stun_only_fails() -> None:
+    """Both behind symmetric NATs with STUN only: ICE fails (filtered checks), at aioice's schedule."""
+    net = SimNetwork("nat", nat="symmetric", turn=False, record_packets=True)
+    res = run_sim(lambda: _pair(net), net)
+    assert res["outcome"] == {"caller": "failed", "callee": "failed"}
+    assert res["t_settled"] > 30
+    assert net.stats["filtered"] > 0
+
+
+def test_nat_symmetric_turn_connects_via_relay() -> None:
+    """Both behind symmetric NATs with TURN: connects through a relayed candidate."""
+    net = SimNetwork("nat", nat="symmetric", latency_ms=10.0)
+    res = run_sim(lambda: _pair(net, video=True, hold_s=1.0), net)
+    print("nat/symmetric via TURN connect (virtual s):", res["times"])
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert "relay" in res["nominated"]
+    assert network.SERVER_IP in (res["nominated_addr"][0][0], res["nominated_addr"][1][0])
+    assert len(res["frames"]) >= 10
+
+
+def test_mixed_nat_types_and_restricted_cone() -> None:
+    """A full-cone caller and a restricted callee connect directly with STUN, no relay."""
+    net = SimNetwork("nat", nat=("full-cone", "restricted"), turn=False)
+    res = run_sim(lambda: _pair(net), net)
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert "relay" not in res["nominated"]
+
+
+def test_all_packets_dropped_ice_fails_in_virtual_time() -> None:
+    """With every packet dropped ICE fails at aioice's retransmission schedule (~63.5 s virtual)."""
+    net = SimNetwork("lan", stun=False, turn=False)
+    net.drop_all()
+    wall = time.perf_counter()
+    res = run_sim(lambda: _pair(net), net)
+    wall = time.perf_counter() - wall
+    print(f"ICE failed at {res['t_settled']:.3f} s virtual in {wall * 1000:.1f} ms wall")
+    assert res["outcome"] == {"caller": "failed", "callee": "failed"}
+    assert res["t_settled"] > 30
+    assert res["states"]["caller"][:3] == ["new", "connecting", "failed"]
+
+
+def test_cut_closes_at_consent_schedule() -> None:
+    """After a peers-only cut at 2 s, each pc reaches "closed" between 25 s and 45 s virtual."""
+    net = SimNetwork("lan")
+    net.cut(2.0, peers_only=True)
+
+    async def main() -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        pcs = [RTCPeerConnection(RTCConfiguration(iceServers=net.ice_servers())) for _ in range(2)]
+        closed: dict[int, float] = {}
+        done = loop.create_future()
+        for i, pc in enumerate(pcs):
+            def on_state(i: int = i, pc: RTCPeerConnection = pc) -> None:
+                if pc.connectionState == "closed" and i not in closed:
+                    closed[i] = loop.time()
+                    if len(closed) == 2 and not done.done():
+                        done.set_result(None)
+            pc.on("connectionstatechange", on_state)
+        try:
+            pcs[0].createDataChannel("x")
+            with host_scope("caller"):
+                await pcs[0].setLocalDescription(await pcs[0].createOffer())
+            await pcs[1].setRemoteDescription(pcs[0].localDescription)
+            with host_scope("callee"):
+                await pcs[1].setLocalDescription(await pcs[1].createAnswer())
+            await pcs[0].setRemoteDescription(pcs[1].localDescription)
+            await asyncio.wait_for(done, 120)
+        finally:
+            for pc in pcs:
+                await pc.close()
+        return {"caller": closed[0], "callee": closed[1]}
+
+    closed = run_sim(main, net)
+    print("closed by consent expiry at (virtual s):", closed)
+    for t in closed.values():
+        assert 25 < t < 45
+
+
+def _determinism_run() -> list[tuple[float, str, str, str]]:
+    net = SimNetwork("nat", nat=("port-restricted", "symmetric"), latency_ms=15, jitter_ms=5, loss=0.05, seed=7, record_packets=True)
+    run_sim(lambda: _pair(net, video=True, hold_s=2.0), net)
+    return _packets(net)
+
+
+def test_determinism_same_process_and_other_hashseed() -> None:
+    """The same parameters and seed give identical (virtual time, packet) logs, also in another process."""
+    first = _determinism_run()
+    second = _determinism_run()
+    assert len(first) > 100
+    assert first == second
+    code = (
+        "import json, sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r});"
+        "import test_network as t; print(json.dumps(t._determinism_run()))"
+    ).format(root=str(ROOT), tests=str(ROOT / "tests"))
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    other = [tuple(row) for row in json.loads(out.stdout.strip().splitlines()[-1])]
+    assert other == first
+
+
+def _is_original(owner: Any, name: str, original: Any) -> bool:
+    if original is network._MISSING:
+        return name not in owner.__dict__
+    return owner.__dict__.get(name) is original
+
+
+def _assert_all_patches_removed() -> None:
+    assert not network.patches_installed()
+    for owner, name, original in network.patched_internals():
+        assert _is_original(owner, name, original), f"{owner}.{name} still patched"
+    assert aioice.ice.get_host_addresses is network._orig_get_host_addresses
+    assert aiortc.rtcrtpsender.time is time
+    assert aiortc.mediastreams.time is time
+    assert aiortc.rtcrtpreceiver.threading is threading
+    assert aiortc.clock.current_datetime is network._orig_current_datetime
+
+
+def test_internals_still_exist() -> None:
+    """The aiortc/aioice internals the sim patches exist with the expected shapes."""
+    assert list(inspect.signature(network._orig_get_host_addresses).parameters) == ["use_ipv4", "use_ipv6"]
+    dtls = aiortc.rtcdtlstransport.RTCDtlsTransport
+    assert list(inspect.signature(dtls._recv_next).parameters) == ["self"]
+    assert list(inspect.signature(dtls._write_ssl).parameters) == ["self"]
+    assert "DTLSv1_get_timeout" in inspect.getsource(dtls._recv_next)
+    assert "self.__handshake_done" in inspect.getsource(dtls._recv_next)
+    src = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "threading.Thread(" in src and "target=decoder_worker" in src and "args=(" in src
+    assert "queue.Queue()" in inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert list(inspect.signature(aiortc.rtcrtpreceiver.decoder_worker).parameters) == ["loop", "input_q", "output_q", "decode_error"]
+    assert "run_in_executor" in inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender)
+    assert "time.time()" in inspect.getsource(aiortc.mediastreams.VideoStreamTrack.next_timestamp)
+    assert "time.time()" in inspect.getsource(aioice.turn.TurnClientMixin.send_data)
+    assert "random.random()" in inspect.getsource(aioice.ice.Connection.query_consent)
+    for module in (aiortc.mediastreams, aiortc.rtcsctptransport, aiortc.rtcrtpsender, aiortc.rtcrtpreceiver, aioice.turn):
+        assert module.time is time
+    assert hasattr(asyncio.BaseEventLoop, "_run_once")
+    loop = network.VirtualLoop()
+    try:
+        assert hasattr(loop, "_scheduled")
+    finally:
+        loop.close()
+    network._check_internals()
+    _assert_all_patches_removed()
+
+
+def test_patches_removed_after_run_and_after_exception() -> None:
+    """Patches are active only inside run_sim and are removed after success and after an exception."""
+    seen: dict[str, Any] = {}
+
+    async def main() -> str:
+        seen["host"] = aioice.ice.get_host_addresses
+        seen["time"] = aiortc.rtcrtpsender.time.time()
+        return "ok"
+
+    assert run_sim(main, SimNetwork()) == "ok"
+    assert seen["host"] is not network._orig_get_host_addresses
+    assert seen["time"] == network.SIM_EPOCH
+    _assert_all_patches_removed()
+
+    async def boom() -> None:
+        await asyncio.sleep(3.0)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        run_sim(boom, SimNetwork())
+    _assert_all_patches_removed()
+
+
+def test_stall_raises_simstalled() -> None:
+    """A main() awaiting a future nobody resolves raises SimStalled instead of hanging."""
+
+    async def main() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    with pytest.raises(SimStalled, match="stalled"):
+        run_sim(main, SimNetwork())
+    _assert_all_patches_removed()
+
+
+def test_version_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_versions refuses aiortc/aioice versions the sim was not built for."""
+    network.check_versions()
+    monkeypatch.setattr(network, "SUPPORTED_AIORTC", "9.9.")
+    with pytest.raises(SimVersionError, match="aiortc"):
+        network.check_versions()
+    with pytest.raises(SimVersionError):
+        run_sim(lambda: asyncio.sleep(0), SimNetwork())
+    _assert_all_patches_removed()
+
+
+def test_sixty_second_video_call() -> None:
+    """A 60 s virtual call with a video track runs to the end and delivers ~30 fps."""
+    net = SimNetwork("lan", latency_ms=20.0)
+    wall = time.perf_counter()
+    res = run_sim(lambda: _pair(net, video=True, datachannel=False, hold_s=60.0), net)
+    wall = time.perf_counter() - wall
+    print(f"60 s virtual video call: {wall:.2f} s wall, {len(res['frames'])} frames decoded")
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert res["t_end"] >= 60.0
+    assert len(res["frames"]) > 1500
+
+
+def _real_addresses() -> list[str]:
+    return network._orig_get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+def test_real_network_unaffected_during_and_after_sim() -> None:
+    """A sim in a worker thread leaves a real-network aiortc pair in the main thread working."""
+    if not _real_addresses():
+        pytest.skip("no non-loopback IPv4 interface: aioice excludes loopback, a real pair cannot connect")
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            net = SimNetwork("lan")
+            box["sim"] = run_sim(lambda: _pair(net, video=True, datachannel=False, hold_s=20.0), net)
+        except BaseException as exc:  # pragma: no cover - reported below
+            box["error"] = exc
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        real_during = asyncio.run(_pair(None, ice_servers=[]))
+    finally:
+        thread.join(120)
+    assert "error" not in box, box.get("error")
+    assert box["sim"]["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert real_during["outcome"] == {"caller": "connected", "callee": "connected"}
+    _assert_all_patches_removed()
+    real_after = asyncio.run(_pair(None, ice_servers=[], video=True, datachannel=False, hold_s=0.3))
+    assert real_after["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert real_after["frames"]
+
+
+def test_packet_rows_recorded() -> None:
+    """With record_packets the network writes "net" rows (sent/delivered) classified by protocol."""
+    rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    net = SimNetwork("nat", record_packets=True)
+    net.attach(lambda *a, **k: rows.append((a, k)))
+    run_sim(lambda: _pair(net), net)
+    net_rows = [r for r in rows if r[0][1] == "net"]
+    assert {r[0][0] for r in net_rows} == {"network"}
+    assert {"stun", "dtls"} <= {r[0][2] for r in net_rows}
+    assert {"sent", "delivered"} <= {r[0][3] for r in net_rows}
+    assert all(" -> " in r[1]["detail"] for r in net_rows)
+    quiet = SimNetwork("lan")
+    quiet_rows: list[Any] = []
+    quiet.attach(lambda *a, **k: quiet_rows.append(a))
+    run_sim(lambda: _pair(quiet), quiet)
+    assert not [r for r in quiet_rows if r[1] == "net"]
+
+
+def test_gathering_outside_host_scope_records_error() -> None:
+    """Gathering without host_scope gives no host candidate and an error row, not a crash."""
+    rows: list[Any] = []
+    net = SimNetwork("lan", stun=False, turn=False)
+    net.attach(lambda *a, **k: rows.append(a))
+
+    async def main() -> int:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.createDataChannel("x")
+            await pc.setLocalDescription(await pc.createOffer())
+            return pc.localDescription.sdp.count("a=candidate")
+        finally:
+            await pc.close()
+
+    assert run_sim(main, net) == 0
+    assert any(r[1] == "error" and r[2] == "host_scope" for r in rows)
+
+
+def test_network_reused_gives_same_run() -> None:
+    """Running the same SimNetwork twice starts from a clean state and repeats the first run exactly."""
+    net = SimNetwork("nat", record_packets=True, loss=0.02, seed=3)
+    run_sim(lambda: _pair(net), net)
+    first = _packets(net)
+    run_sim(lambda: _pair(net), net)
+    assert _packets(net) == first
+
+
+def test_run_sim_refuses_running_loop() -> None:
+    """run_sim called from inside a running loop fails clearly and leaves no patch behind."""
+
+    async def outer() -> None:
+        with pytest.raises(RuntimeError, match="worker thread"):
+            run_sim(lambda: asyncio.sleep(0), SimNetwork())
+
+    asyncio.run(outer())
+    _assert_all_patches_removed()
+
+
+def test_dtls_handshake_survives_heavy_loss() -> None:
+    """With 30 % loss the DTLS handshake still completes on both sides (virtual-time retransmission)."""
+    dtls_dropped = 0
+    for seed in range(6):
+        net = SimNetwork("lan", latency_ms=20, loss=0.3, seed=seed, record_packets=True, stun=False, turn=False)
+        res = run_sim(lambda: _pair(net), net)
+        assert res["outcome"] == {"caller": "connected", "callee": "connected"}, seed
+        dtls_dropped += sum(1 for p in net.packet_log if p[1] == "dtls" and p[2] == "dropped")
+    assert dtls_dropped > 0
+
+
+def test_default_ice_servers_need_no_dns() -> None:
+    """aiortc's default (hostname) STUN server fails fast in the sim with an error row, and the lan pair still connects."""
+    rows: list[Any] = []
+    net = SimNetwork("lan")
+    net.attach(lambda *a, **k: rows.append(a))
+    res = run_sim(lambda: _pair(net, ice_servers=[aiortc.RTCIceServer("stun:stun.example.invalid:3478")]), net)
+    assert res["outcome"] == {"caller": "connected", "callee": "connected"}
+    assert any(r[1] == "error" and r[2] == "dns" for r in rows)
+
+
+def test_parallel_sims_in_threads_match_sequential() -> None:
+    """Two sims running at once in worker threads give the same packet logs as run one after the other."""
+
+    def one(seed: int) -> list[tuple[float, str, str, str]]:
+        net = SimNetwork("nat", nat="symmetric", latency_ms=10, loss=0.05, seed=seed, record_packets=True)
+        run_sim(lambda: _pair(net, video=True, hold_s=1.0), net)
+        return _packets(net)
+
+    sequential = [one(1), one(2)]
+    results: dict[int, Any] = {}
+
+    def worker(seed: int) -> None:
+        try:
+            results[seed] = one(seed)
+        except BaseException as exc:  # pragma: no cover - reported below
+            results[seed] = exc
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [results[1], results[2]] == sequential
+    _assert_all_patches_removed()
