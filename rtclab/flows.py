@@ -47,10 +47,15 @@ class Flow:
 # --------------------------------------------------------------------------------------
 
 
-def send_candidates(app: App, pc: Peer) -> None:
+def send_candidates(app: App, pc: Peer, *, end_of_candidates: bool = True) -> None:
     """Trickle: forward every local candidate, then end-of-candidates (``None``)."""
-    pc.on("icecandidate", lambda candidate: app.send(
-        {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+    def on_icecandidate(candidate: dict[str, Any] | None) -> None:
+        if candidate is None and not end_of_candidates:
+            return
+        app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
+
+    pc.on("icecandidate", on_icecandidate)
 
 
 async def send_offer_on_negotiationneeded(app: App, pc: Peer) -> None:
@@ -267,7 +272,9 @@ async def counteroffer_caller(app: App) -> None:
     """The basic caller, plus a queue for candidates that overtake the answer."""
     pc = app.RTCPeerConnection()
     queue = CandidateQueue()
-    send_candidates(app, pc)
+    # No end-of-candidates: if the signaling path reorders, a candidate that
+    # arrives after it is refused (the spec lets browsers do so).
+    send_candidates(app, pc, end_of_candidates=False)
     await send_offer_on_negotiationneeded(app, pc)
 
     async def on_message(msg: dict[str, Any]) -> None:
@@ -297,7 +304,7 @@ async def counteroffer_callee(app: App) -> None:
             if pc is not None:
                 return  # a duplicated offer
             pc = app.RTCPeerConnection()  # at once, before the user decides
-            send_candidates(app, pc)
+            send_candidates(app, pc, end_of_candidates=False)
             await pc.setRemoteDescription(msg["sdp"])
             await queue.flush(pc)  # candidates that came early are not lost
             video = pc.getTransceivers()[0]

@@ -199,6 +199,9 @@ def compute_metrics(events: pd.DataFrame, *, media: bool = True) -> pd.Series:
     out["errors"] = int((df["kind"] == "error").sum())
     sel = df[(df["kind"] == "ice") & (df["name"] == "selected-pair")]
     out["selected_pair"] = str(sel["value"].iloc[0]) if len(sel) else ""
+    for a in SIDES:  # local/remote candidate types as each side sees its pair
+        mine = sel[sel["actor"] == a]
+        out[f"selected_pair_{a}"] = str(mine["value"].iloc[0]) if len(mine) else ""
     out["duration_ms"] = float(df["t_ms"].max()) if len(df) else 0.0
     for key, val in out.items():
         if isinstance(val, float) and not math.isnan(val):

@@ -258,16 +258,13 @@ def _candidates_in(sdp: str) -> list[tuple[str, str | None, int]]:
     return found
 
 
-def _with_candidates(stripped: str, full: str, announced: set[str]) -> str:
+def _with_candidates(stripped: str, announced: dict[str, tuple[str | None, int]]) -> str:
     """Put back, into a stripped SDP, the candidate lines already announced."""
     if not announced:
         return stripped
-    by_section: list[list[str]] = []
-    for line in full.splitlines():
-        if line.startswith("m="):
-            by_section.append([])
-        elif line.startswith("a=candidate:") and by_section and line[2:] in announced:
-            by_section[-1].append(line)
+    by_section: dict[int, list[str]] = {}
+    for line, (_mid, idx) in announced.items():
+        by_section.setdefault(idx, []).append("a=" + line)
     out: list[str] = []
     section = -1
     lines = stripped.splitlines()
@@ -276,9 +273,20 @@ def _with_candidates(stripped: str, full: str, announced: set[str]) -> str:
         if line.startswith("m="):
             section += 1
         nxt = lines[i + 1] if i + 1 < len(lines) else "m="
-        if section >= 0 and nxt.startswith("m=") and section < len(by_section):
-            out.extend(by_section[section])
+        if section >= 0 and nxt.startswith("m="):
+            out.extend(by_section.get(section, []))
     return "\r\n".join(out) + "\r\n"
+
+
+def _mids(sdp: str) -> list[str | None]:
+    """The mid of each m-section, in order."""
+    mids: list[str | None] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            mids.append(None)
+        elif line.startswith("a=mid:") and mids:
+            mids[-1] = line[len("a=mid:"):].strip()
+    return mids
 
 
 _SDP_TYPES = ("offer", "answer", "pranswer", "rollback")
@@ -353,7 +361,9 @@ class _AioiceLog(logging.Handler):
             state = check.group(4).lower().replace("_", "-")
             peer._rec("ice", "pair", state, detail=check.group(2))
         elif "ICE failed" in msg or "Consent to send expired" in msg or "peer reflexive" in msg:
-            peer._rec("ice", "log", msg.split(") ", 1)[1], detail=msg)
+            # aioice names prflx candidates with a random foundation: drop it (determinism)
+            text = re.sub(r"Candidate\(\S+ ", "Candidate(", msg.split(") ", 1)[1])
+            peer._rec("ice", "log", text.split(" Candidate(")[0], detail=text)
 
 
 _LOG_HANDLER = _AioiceLog(level=logging.INFO)
@@ -440,7 +450,9 @@ class Peer:
         self._states["signalingState"] = "stable"
         self._gathering_complete_held = False
         self._emitted: set[str] = set()
-        self._announced: set[str] = set()
+        self._announced: dict[str, tuple[str | None, int]] = {}
+        self._gathering: asyncio.Task[None] | None = None
+        self._pending_local: dict[str, str] | None = None
         self._end_emitted = False
         self._emitter: asyncio.Task[None] | None = None
         self._nn_scheduled = False
@@ -616,6 +628,9 @@ class Peer:
                 await asyncio.shield(prev)
             if self._closed:
                 raise InvalidStateError(f"Failed to execute '{name}': The RTCPeerConnection's signalingState is 'closed'.")
+            busy = self._gathering
+            if busy is not None and not busy.done():
+                await asyncio.wait([busy])  # aiortc cannot take the next call while it gathers
             with host_scope(self.host):
                 result = await fn()
         except asyncio.CancelledError:
@@ -677,13 +692,16 @@ class Peer:
     @property
     def localDescription(self) -> dict[str, str] | None:
         """The local description as it leaves the peer (stripped of candidates with trickle)."""
-        desc = self._pc.localDescription
-        if desc is None:
-            return None
-        out = {"type": desc.type, "sdp": desc.sdp}
+        if self._pending_local is not None and self._gathering is not None and not self._gathering.done():
+            out = dict(self._pending_local)  # applied; aiortc is still gathering
+        else:
+            desc = self._pc.localDescription
+            if desc is None:
+                return None
+            out = {"type": desc.type, "sdp": desc.sdp}
         if self.trickle and not self._end_emitted:
             # as in a browser: only the candidates announced so far are in it
-            out["sdp"] = _with_candidates(strip_candidates(desc.sdp), desc.sdp, self._announced)
+            out["sdp"] = _with_candidates(strip_candidates(out["sdp"]), self._announced)
         return out
 
     @property
@@ -736,10 +754,12 @@ class Peer:
                 for t in self._pc.getTransceivers():
                     if t.mid is None and t._offerDirection is None:
                         t._offerDirection = "inactive"
-            await self._pc.setLocalDescription(RTCSessionDescription(sdp=desc["sdp"], type=desc["type"]))
-            self._register_connections()
+            session = RTCSessionDescription(sdp=desc["sdp"], type=desc["type"])
             if self.trickle:
-                self._start_trickle()
+                await self._apply_local_early(session)
+            else:
+                await self._pc.setLocalDescription(session)
+                self._register_connections()
             if self._pc.signalingState == "stable":
                 self._nn_fired = False
 
@@ -785,6 +805,10 @@ class Peer:
             await self._pc.setLocalDescription(RTCSessionDescription(sdp="", type="rollback"))
             return
         old = self._pc
+        if self._gathering is not None and not self._gathering.done():
+            self._gathering.cancel()
+        self._gathering = None
+        self._pending_local = None
         keep = [(t.kind, t.sender.track, t.direction) for t in old.getTransceivers() if t.sender.track is not None or t.direction != "recvonly"]
         keep_channels = [ch.label for ch in self._channels]
         self._pc = self._new_pc()
@@ -806,38 +830,96 @@ class Peer:
 
     # -- trickle ICE -----------------------------------------------------------------------------
 
-    def _start_trickle(self) -> None:
-        desc = self._pc.localDescription
-        if desc is None:
+    async def _apply_local_early(self, session: RTCSessionDescription) -> None:
+        """Apply a local description and resolve before gathering ends, as a browser does.
+
+        aiortc's ``setLocalDescription`` changes the signaling state, then
+        gathers every candidate before it returns. It runs here as a
+        background task: this call returns as soon as the state has changed,
+        host candidates are announced while STUN/TURN gathering goes on, and
+        the next API call waits for the task (the operations chain).
+        """
+        before = self._pc.signalingState
+        task = self._spawn(self._pc.setLocalDescription(session))
+        for _ in range(10_000):
+            if task.done() or (self._pc.signalingState != before and self._pc.iceGatheringState != "new"):
+                break  # applied, and gathering has begun (as in a browser)
+            await asyncio.sleep(0)
+        if task.done():
+            task.result()  # raises a validation error at once, like a browser
+        self._gathering = task
+        self._pending_local = {"type": session.type, "sdp": session.sdp}
+        task.add_done_callback(self._gathering_done)
+        self._register_connections()
+        prev = self._emitter
+
+        async def trickle() -> None:
+            if prev is not None and not prev.done():
+                await asyncio.wait([prev])
+            await self._emit_live(task)
+
+        self._emitter = self._spawn(trickle())
+
+    def _gathering_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
             return
-        fresh = [c for c in _candidates_in(desc.sdp) if c[0] not in self._emitted]
-        if not fresh and self._end_emitted:
-            return
-        for line, _mid, _idx in fresh:
-            self._emitted.add(line)
-        if self._emitter is None or self._emitter.done():
-            self._emitter = self._spawn(self._emit_candidates(fresh))
+        exc = task.exception()
+        if exc is not None:
+            exc = self._translate("setLocalDescription", exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            self._error("setLocalDescription", exc)
         else:
-            prev = self._emitter
+            self._register_connections()
 
-            async def after() -> None:
-                await asyncio.shield(prev)
-                await self._emit_candidates(fresh)
+    def _live_candidates(self) -> list[tuple[str, str | None, int]]:
+        """Candidates aioice has so far (host ones exist before STUN/TURN answers)."""
+        from aiortc.rtcicetransport import candidate_from_aioice
 
-            self._emitter = self._spawn(after())
+        mids = _mids(self._pending_local["sdp"]) if self._pending_local else []
+        found: list[tuple[str, str | None, int]] = []
+        owners: list[tuple[Any, str | None]] = [(t.receiver.transport, t.mid) for t in self._pc.getTransceivers()]
+        if self._pc.sctp is not None:
+            owners.append((self._pc.sctp.transport, self._pc.sctp.mid))
+        for dtls, mid in owners:
+            conn = getattr(getattr(dtls, "transport", None), "_connection", None)
+            if conn is None or mid not in mids:
+                continue
+            for protocol in list(getattr(conn, "_protocols", [])):
+                cand = getattr(protocol, "local_candidate", None)
+                if cand is not None:
+                    found.append(("candidate:" + candidate_to_sdp(candidate_from_aioice(cand)), mid, mids.index(mid)))
+        found.sort(key=lambda c: c[2])
+        return found
 
-    async def _emit_candidates(self, fresh: list[tuple[str, str | None, int]]) -> None:
+    def _announce(self, line: str, mid: str | None, idx: int) -> None:
+        ref = self.trace.candidate_ref(self.actor, line, create=True)
+        self._announced[line] = (mid, idx)
+        self._rec("ice", "candidate", "gathered", ref=ref, detail=line)
+        self._emit("icecandidate", {"candidate": line, "sdpMid": mid, "sdpMLineIndex": idx})
+
+    async def _emit_live(self, gathering: asyncio.Task[None]) -> None:
+        """Emit ``icecandidate`` events while gathering runs, then end-of-candidates."""
         pc = self._pc
-        for line, mid, idx in fresh:
-            await asyncio.sleep(self.candidate_interval_ms / 1000.0)
-            if self._closed or pc is not self._pc:
-                return
-            ref = self.trace.candidate_ref(self.actor, line, create=True)
-            self._announced.add(line)
-            self._rec("ice", "candidate", "gathered", ref=ref, detail=line)
-            self._emit("icecandidate", {"candidate": line, "sdpMid": mid, "sdpMLineIndex": idx})
+        interval = self.candidate_interval_ms / 1000.0
+        while True:
+            finished = gathering.done()
+            if finished:
+                if gathering.cancelled() or gathering.exception() is not None:
+                    return
+                desc = pc.localDescription
+                fresh = [c for c in (_candidates_in(desc.sdp) if desc else []) if c[0] not in self._emitted]
+            else:
+                fresh = [c for c in self._live_candidates() if c[0] not in self._emitted]
+            for line, mid, idx in fresh:
+                self._emitted.add(line)
+                await asyncio.sleep(interval)
+                if self._closed or pc is not self._pc:
+                    return
+                self._announce(line, mid, idx)
+            if finished:
+                break
+            await asyncio.wait([gathering], timeout=max(interval, 0.001))
         if not self._end_emitted:
-            await asyncio.sleep(self.candidate_interval_ms / 1000.0)
+            await asyncio.sleep(interval)
             if self._closed or pc is not self._pc:
                 return
             self._end_emitted = True

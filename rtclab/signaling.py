@@ -260,8 +260,11 @@ def _summary(message: dict[str, Any]) -> str:
     kind = message.get("type")
     if kind in ("video-offer", "video-answer"):
         sdp = message.get("sdp")
-        if isinstance(sdp, dict):
-            return f"{sdp.get('type')} ({len(str(sdp.get('sdp', '')))} bytes)"
+        if isinstance(sdp, dict):  # (no byte count: random SSRCs change it from run to run)
+            text = str(sdp.get("sdp", ""))
+            media = [line[2:].split(" ", 1)[0] for line in text.splitlines() if line.startswith("m=")]
+            cands = sum(1 for line in text.splitlines() if line.startswith("a=candidate:"))
+            return f"{sdp.get('type')} m=[{','.join(media)}] candidates={cands}"
         return "sdp"
     if kind == "new-ice-candidate":
         cand = message.get("candidate")

@@ -1,0 +1,193 @@
+from build import code, md
+
+CELLS = [
+    md("""
+    # 3 · The timing trap
+
+    **Overview.** The article's main point is that everything in WebRTC is asynchronous:
+    the moment the caller sends its offer, its candidates start following it, whether or
+    not the other side is ready for them. This notebook shows three ways that bites:
+
+    1. an app that creates the callee's peer connection only when the user clicks
+       *Answer* loses every candidate that arrived before the click;
+    2. a signaling channel that delays and reorders messages lets a candidate overtake the
+       offer (or the answer), and the MDN sample's code then throws;
+    3. the browser's rule behind one of those errors: `addIceCandidate` before
+       `setRemoteDescription` is an `InvalidStateError`, while a candidate that arrives
+       when the remote description has been *asked for* is fine, because the browser runs
+       the calls one after another.
+
+    **Prerequisites.** Notebook 01 (the event table, candidate refs, `plots.candidates`).
+    """),
+    code("""
+    import inspect
+
+    import rtclab
+    from rtclab import plots
+    """),
+    md("""
+    ## Answering on click
+
+    A natural way to write the callee: when the offer arrives, ring; when the user clicks
+    *Answer*, create the peer connection, apply the offer and answer. The caller is the
+    textbook one from notebook 01. Look at what the callee does with a candidate that comes
+    in while the phone is still ringing:
+    """),
+    code("""
+    print(rtclab.flow_source("answer-on-click"))
+    """),
+    md("""
+    With the default think time (the user clicks *Answer* about a second after the offer
+    arrives), the caller's candidates have long been delivered by then. They reach a page
+    that has no peer connection to give them to, and they are dropped:
+    """),
+    code("""
+    click = rtclab.run("answer-on-click")
+    click.events.query("kind == 'ice' and name == 'candidate' and value == 'lost'")[["t_ms", "actor", "ref", "detail"]]
+    """),
+    md("""
+    `plots.candidates` shows it at a glance. Each row is one candidate; the vertical lines
+    mark, for each side, when its peer connection was created (dashed) and when its
+    remote description was set (dotted). The caller's candidates are delivered far to the
+    left of the callee's lines: they arrive before there is anything to add them to.
+    """),
+    code("""
+    plots.candidates(click);
+    """),
+    md("""
+    The metrics count the loss. And yet, on this flat network, the call still connects:
+    """),
+    code("""
+    click.metrics[["outcome", "candidates_gathered", "candidates_delivered", "candidates_lost", "candidates_added"]]
+    """),
+    md("""
+    The callee never learned a single caller candidate, but the caller learned the
+    callee's, started checking, and its checks reached the callee directly. Notebook 04
+    explains this rescue (a *peer-reflexive* candidate) and shows it fail as soon as
+    there is a NAT in the way. The article's fix, creating the peer connection as soon
+    as the offer arrives, is notebook 05.
+
+    ## When messages overtake each other
+
+    A signaling server is just another network service: messages take time, and that time
+    varies. We now run the MDN sample (`mdn`) through a channel with 50 ms latency, up to
+    40 ms of jitter, and a one-in-two chance that a message is held back so that a later
+    one overtakes it. The MDN callee, like the answer-on-click one, has no peer connection
+    until the offer arrives, and its candidate handler does not check for that:
+    """),
+    code("""
+    print(inspect.getsource(rtclab.flows.mdn_callee))
+    """),
+    md("""
+    Twelve calls with different seeds, same settings. `candidates_lost` counts candidates
+    that reached the callee before its peer connection existed; `candidates_rejected`
+    counts candidates that a peer connection refused with an error.
+    """),
+    code("""
+    async_signaling = dict(signaling_latency_ms=50, jitter_ms=40, reorder=0.5)
+    calls = rtclab.sweep("mdn", trials=12, seed=0, progress=False, workers=1, **async_signaling)
+    calls[["seed", "outcome", "candidates_added", "candidates_lost", "candidates_rejected", "errors"]]
+    """),
+    md("""
+    Most calls look fine from the outside, but several of them logged errors on the way.
+    Let us replay one that has both a lost and a rejected candidate and list its `error`
+    rows:
+    """),
+    code("""
+    seed = int(calls.query("candidates_lost > 0 and candidates_rejected > 0")["seed"].iloc[0])
+    overtaken = rtclab.run("mdn", seed=seed, **async_signaling)
+    overtaken.events.query("kind == 'error'")[["t_ms", "actor", "name", "value", "detail"]]
+    """),
+    md("""
+    Two different errors, both caused by order alone:
+
+    * On the **callee**, a caller candidate arrived before the offer. The sample's
+      `handleNewICECandidateMsg` calls `myPeerConnection.addIceCandidate` while
+      `myPeerConnection` is still `null`: in JavaScript that is a `TypeError`, which the
+      sample catches and only logs (`app` rows are what the app's `reportError` logged).
+    * On the **caller**, a callee candidate overtook the answer. The caller's peer
+      connection exists, but it has no remote description yet, so `addIceCandidate` fails
+      with `InvalidStateError`: the browser rule from the overview. rtclab emulates it
+      (aiortc itself would only log a warning).
+
+    The sequence diagram shows the crossings: candidate arrows that reach a lane before the
+    offer or answer arrow they followed, and the errors marked where they happened.
+    """),
+    code("""
+    plots.sequence(overtaken);
+    """),
+    md("""
+    Here the order of arrival is the whole story: the errors appear at the moments the
+    reordered messages are delivered. Because the MDN sample only logs them, the call goes
+    on with whatever candidates made it, and on this flat network that is usually enough.
+    Not always: one of the twelve calls above did not connect. Its candidate columns show
+    why: every candidate of both peers was lost or rejected, so neither ICE agent had
+    anything to check.
+    """),
+    code("""
+    calls.query("outcome != 'connected'")[["seed", "outcome", "reason", "candidates_added", "candidates_lost", "candidates_rejected"]]
+    """),
+    md("""
+    (The MDN sample never sends end-of-candidates, so such a call does not fail quickly: it
+    waits until the run's deadline. Notebook 08 is about those waits.)
+
+    ## The operations chain: early is not always too early
+
+    The `InvalidStateError` rule is about the remote description not having been *set*.
+    A browser does not run `setRemoteDescription`, `createAnswer`, `setLocalDescription`
+    and `addIceCandidate` the moment they are called: it queues them on the peer
+    connection's *operations chain* and runs them one after another
+    ([W3C spec, "chain an operation"](https://www.w3.org/TR/webrtc/#dfn-chain-an-operation)).
+    So an `addIceCandidate` issued right after `setRemoteDescription` was called, while it
+    is still in progress, simply waits its turn and succeeds. rtclab's `Peer` emulates the
+    chain (aiortc runs each call at once).
+
+    In the simulation `setRemoteDescription` completes in no virtual time, so the
+    chain is easier to see behind the callee's `setLocalDescription`, which keeps the peer
+    connection busy while it gathers. We make the caller's candidates come right behind
+    the offer (`candidate_interval_ms=1`) and compare, for each candidate, when it was
+    delivered to the callee and when `addIceCandidate` completed:
+    """),
+    code("""
+    chained = rtclab.run("basic", candidate_interval_ms=1)
+    e = chained.events.query("actor == 'callee' and ref.str.startswith('caller:')")
+    times = e.query("name in ['new-ice-candidate', 'addIceCandidate']").pivot(index="ref", columns="name", values="t_ms")
+    times.rename(columns={"new-ice-candidate": "delivered", "addIceCandidate": "added"})[["delivered", "added"]]
+    """),
+    md("""
+    At least one candidate was delivered while the callee's previous operation was still
+    running; its `addIceCandidate` waited for that operation and then succeeded. No
+    candidate of this call was rejected and nothing was logged as an error:
+    """),
+    code("""
+    chained.metrics[["outcome", "candidates_added", "candidates_rejected", "errors"]]
+    """),
+    md("""
+    The lesson for app code: once you have *called* `setRemoteDescription`, you may call
+    `addIceCandidate` without waiting for it. What you must not do is call it when there is
+    no peer connection yet, or when nobody has asked for a remote description at all. For
+    those candidates you need a queue (notebook 05).
+
+    ## Summary
+
+    * Candidates start moving as soon as the offer is sent. A callee that creates its peer
+      connection only when the user answers loses every candidate that came earlier
+      (`candidates_lost`; the crosses in `plots.candidates`).
+    * Signaling is asynchronous too: with delay and reordering, a candidate can overtake
+      the offer (the MDN callee's `TypeError`) or the answer (`InvalidStateError` at the
+      caller). Whether the call survives depends on which candidates are left.
+    * `addIceCandidate` before a remote description is an `InvalidStateError` in
+      browsers (emulated by rtclab); after `setRemoteDescription` has been *called* it is
+      fine, because calls on one peer connection run in order.
+
+    **Try this**
+
+    1. Re-run `answer-on-click` with `answer_delay_ms=0`. Are candidates still lost? Look at
+       `plots.candidates` and explain with the `t_ms` of the offer and the candidates.
+    2. Sweep `mdn` with `reorder=0` but the same latency and jitter. How many errors are
+       left? (With `reorder=0` rtclab's channel keeps each direction in order, as a
+       single WebSocket does, whatever the jitter.)
+    3. Replay the call that did not connect (`rtclab.run("mdn", seed=..., **async_signaling)`)
+       and find its last `iceConnectionState` on each side.
+    """),
+]

@@ -1,0 +1,212 @@
+from build import code, md
+
+CELLS = [
+    md("""
+    # 5 · Offer, counter-offer, answer
+
+    **Overview.** The article's fix in one sentence: *createAnswer is not the user
+    answering the call*. The callee's page creates its peer connection the moment an
+    offer arrives, replies at once with an answer (the article calls it a
+    "counter-offer"), keeps every candidate that shows up early, and lets the user's
+    **Answer** click do nothing more than switch the camera on. In this notebook you will
+
+    * read the `counteroffer` flow's app code,
+    * see it connect on a flat LAN and behind two NATs, where `answer-on-click` fails,
+    * measure how long the person who clicks *Answer* waits for the picture
+      (`answer_to_media_ms`), for both flows and several signaling latencies,
+    * check that it survives a signaling channel that reorders messages.
+
+    **Prerequisites.** 01 (anatomy of a call), 03 (the timing trap: `answer-on-click`)
+    and 04 (why a NAT turns the trap into a failure).
+    """),
+    code("""
+    import rtclab
+    from rtclab import plots
+    """),
+    md("""
+    ## The fix in code
+
+    Read the callee's half below from the top. When a `video-offer` arrives the page,
+    *before* asking its user anything:
+
+    1. creates the peer connection and starts forwarding its own candidates,
+    2. applies the offer, then adds the candidates that were waiting in a queue
+       (`CandidateQueue`: anything that overtook the offer is kept, not dropped),
+    3. opens the video transceiver for sending (`sendrecv`) without a camera yet, and
+       sends its answer: the counter-offer.
+
+    Only then does it ring (`await app.user.answer()`). When the user clicks
+    *Answer*, the page gets the camera and puts it on the already negotiated sender
+    with `replaceTrack`: no new offer, no new answer, no new candidates. The caller's
+    half is the textbook caller plus the same queue, for candidates that overtake the
+    answer.
+    """),
+    code("""
+    print(rtclab.flow_source("counteroffer"))
+    """),
+    md("""
+    Note also the comment about end-of-candidates in both halves; the last section
+    of this notebook comes back to it.
+
+    ## It connects, with or without NAT
+
+    One call of each flow on each topology. `rtclab.sweep` with one trial per
+    combination is a compact way to get them all as a table. Remember from
+    notebook 04 that `answer-on-click` only connects on the LAN because the callee
+    learns the caller's address from its incoming connectivity checks
+    (a peer-reflexive candidate); behind NATs nothing rescues it.
+    """),
+    code("""
+    calls = rtclab.sweep(["counteroffer", "answer-on-click"], trials=1,
+                         grid={"topology": ["lan", "nat"]}, progress=False)
+    print(calls[["flow", "topology", "outcome", "reason"]].to_string(index=False))
+    """),
+    md("""
+    `counteroffer` connects on both topologies; `answer-on-click` connects only on the
+    LAN. Now the timing columns: when each call connected, when the user clicked
+    *Answer* (the think time, `answer_delay_ms`, is the same for both flows), and how
+    long after that click the slower side saw its first remote frame.
+    """),
+    code("""
+    print(calls[["flow", "topology", "t_connected_ms", "t_answer_click_ms", "answer_to_media_ms"]].round().to_string(index=False))
+    """),
+    md("""
+    Compare `t_connected_ms` with `t_answer_click_ms`: the counter-offer call is
+    connected *before* the user clicks, the `answer-on-click` call only starts
+    connecting *after* the click. That difference is what the rest of this notebook
+    measures.
+
+    ## What happens when the user clicks Answer
+
+    The sequence diagram of one `counteroffer` call behind NATs: offer, answer and
+    candidates all cross the channel in the first few tens of milliseconds; ICE and
+    DTLS then connect while the phone is still ringing, and the *Answer* click comes
+    long after.
+    """),
+    code("""
+    co = rtclab.run("counteroffer", topology="nat")
+    co.plot();
+    """),
+    md("""
+    Every signaling message of that call was sent before the click. Answering sends
+    none:
+    """),
+    code("""
+    co.events.query("kind == 'signal' and value == 'sent'")[["t_ms", "actor", "name"]]
+    """),
+    md("""
+    After the click there are only two local calls on the callee's page, then media:
+    """),
+    code("""
+    click = co.metrics["t_answer_click_ms"]
+    co.events.query("t_ms >= @click and kind in ['user', 'call', 'media'] and name != 'close'")[["t_ms", "actor", "kind", "name", "value"]]
+    """),
+    md("""
+    `answer_to_media_ms` is measured per side. The callee already receives the
+    caller's video before the click (the article: the stream is sent, the callee's
+    page just doesn't show it yet), so its side is zero; the caller waits only for
+    the `replaceTrack` to reach the sender and for the first frame to cross the
+    network.
+    """),
+    code("""
+    co.metrics[["t_answer_click_ms", "answer_to_media_caller_ms", "answer_to_media_callee_ms", "answer_to_media_ms"]]
+    """),
+    md("""
+    For contrast, the `answer-on-click` call on the LAN: after the click the callee
+    still has to create its peer connection, answer, trickle its candidates and run
+    ICE and DTLS, and every one of those steps shows up on the right of the diagram.
+    """),
+    code("""
+    aoc = rtclab.run("answer-on-click")
+    aoc.plot();
+    """),
+    code("""
+    aoc.metrics[["t_answer_click_ms", "answer_to_media_caller_ms", "answer_to_media_callee_ms", "answer_to_media_ms"]]
+    """),
+    md("""
+    ## Answering speed against signaling latency
+
+    If answering needs a signaling round trip, a slower signaling server makes
+    answering slower. A small sweep on the LAN (where both flows connect): five
+    trials per flow and per one-way signaling latency.
+    """),
+    code("""
+    speed = rtclab.sweep(["counteroffer", "answer-on-click"], trials=5,
+                         grid={"signaling_latency_ms": [10, 50, 200]}, progress=False, workers=1)
+    speed["outcome"].value_counts()
+    """),
+    md("""
+    The median time from the *Answer* click to media, in milliseconds, per flow and
+    latency:
+    """),
+    code("""
+    speed.pivot_table(index="flow", columns="signaling_latency_ms",
+                      values="answer_to_media_ms", aggfunc="median").round()
+    """),
+    md("""
+    Read the table along each row. For `answer-on-click` the wait grows with the
+    signaling latency: after the click the answer still has to reach the caller, and
+    ICE can only start then. For `counteroffer` the row barely moves: the answer was
+    exchanged while the phone rang, so the click costs a local `replaceTrack` plus the
+    media path, whatever the signaling server's speed. The same data as a plot:
+    """),
+    code("""
+    plots.compare(speed, metric="answer_to_media_ms");
+    """),
+    md("""
+    ## When the signaling channel reorders messages
+
+    The article warns that the signaling system is asynchronous too: "you really
+    can't rely on anything happening in a certain order". Here the channel delays
+    each message by 50 ms plus up to 40 ms of jitter, and holds back half of them so
+    that later messages may overtake them (`reorder=0.5`). A candidate can then reach
+    the callee before the offer, or the caller before the answer; the queue keeps it
+    until the description is there.
+    """),
+    code("""
+    rough = rtclab.sweep("counteroffer", trials=10, signaling_latency_ms=50,
+                         jitter_ms=40, reorder=0.5, progress=False)
+    rough["outcome"].value_counts()
+    """),
+    md("""
+    Every seed connects. Whatever the order of arrival, every candidate that was
+    delivered was eventually added (early ones wait in the queue); none was lost
+    or rejected:
+    """),
+    code("""
+    rough[["candidates_delivered", "candidates_added", "candidates_lost", "candidates_rejected"]].sum()
+    """),
+    md("""
+    Why no end-of-candidates? A reordering channel can deliver the end-of-candidates
+    message before the last candidate, and a browser is allowed to refuse a candidate
+    that comes after it (rtclab's emulated browser does, with an `OperationError`).
+    Leaving it out costs nothing here: ICE simply keeps listening for more candidates.
+
+    ## Summary
+
+    * *Offer, counter-offer, answer*: the callee creates its peer connection and
+      answers as soon as the offer arrives; the user's *Answer* only adds the camera
+      (`replaceTrack`).
+    * It connects where `answer-on-click` fails (behind NATs), because no candidate
+      arrives while there is no peer connection to take it.
+    * Answering is fast and does not depend on the signaling latency: ICE and DTLS
+      finished while the phone rang.
+    * A candidate queue makes the flow indifferent to the order in which signaling
+      messages arrive.
+
+    The simulated network is a model, and rtclab's peers are aiortc with browser
+    behaviour emulated (see the README's "rtclab vs a browser" table); the
+    comparison between the two flows, not the exact milliseconds, is the lesson.
+
+    **Try this**
+
+    1. Run `rtclab.run("counteroffer", topology="nat", nat="symmetric")`. Does it still
+       connect? What does `turn=True` change? (Compare with notebook 04.)
+    2. Raise the think time: `rtclab.run("counteroffer", answer_delay_ms=10_000)`.
+       Does `answer_to_media_ms` change? Why not?
+    3. Sweep `link_latency_ms` instead of `signaling_latency_ms` for both flows. Which
+       part of `answer_to_media_ms` does the media path account for?
+    4. Run the reordering sweep with `"basic"` instead of `"counteroffer"` and read
+       the `reason` column of the failures.
+    """),
+]
