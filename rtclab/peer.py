@@ -734,7 +734,12 @@ class Peer:
 
     async def setLocalDescription(self, description: dict[str, str] | None = None) -> None:
         """Apply a local description (``None``: create the offer or answer implicitly)."""
-        desc = None if description is None else _as_description(description)
+        try:
+            desc = None if description is None else _as_description(description)
+        except TypeError as exc:  # recorded like setRemoteDescription's
+            self._rec("call", "setLocalDescription", "error", detail=f"TypeError: {exc}")
+            self._error("setLocalDescription", exc)
+            raise
         detail = "implicit" if desc is None else desc["type"]
 
         async def op() -> None:

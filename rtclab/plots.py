@@ -8,7 +8,12 @@ keywords after, draws on ``ax`` (a new projector-sized figure when ``ax`` is
 
 Time runs left to right on every per-run plot (``time (ms)``), so the
 sequence diagram and the state bands can share one time axis
-(:func:`summary`).
+(:func:`summary`). ``sequence``, ``states``, ``candidates`` and ``summary``
+take ``time_scale`` (``"auto"``, ``"linear"`` or ``"symlog"``): with
+``"auto"``, a run whose events crowd into a busy start and then wait a long
+quiet time (a 60 s ICE timeout) gets an axis that is linear over the start
+and logarithmic over the tail (marked ``log scale →``, gid
+``timescale:symlog``), so the first second stays readable.
 
 Drawn objects carry a ``gid`` so that tests (and curious learners) can find
 them without looking at pixels:
@@ -221,8 +226,61 @@ def _time_limits(df: pd.DataFrame) -> tuple[float, float]:
     return lo - 0.025 * span, hi + 0.04 * span
 
 
-def _format_time_axis(ax: Axes, lo: float, hi: float) -> None:
-    """Label the x axis ``time (ms)`` with ticks readable from 10 ms to 60 s."""
+def _nice_ceil(x: float) -> float:
+    """The smallest 1, 2 or 5 × 10^k that is >= x."""
+    import math
+
+    if x <= 0:
+        return 1.0
+    k = math.floor(math.log10(x))
+    for m in (1, 2, 5, 10):
+        if m * 10**k >= x:
+            return float(m * 10**k)
+    return float(10 ** (k + 1))
+
+
+def _linthresh(df: pd.DataFrame | None, hi: float, scale: str) -> float | None:
+    """Where a long, quiet tail starts (symlog above it), or None for a linear axis.
+
+    A run whose events crowd into its first second and then waits tens of
+    seconds for a timeout would otherwise squash everything that matters.
+    """
+    if scale == "linear" or df is None or df.empty:
+        return None
+    t = np.unique(df["t_ms"].to_numpy(dtype=float))
+    if len(t) < 2:
+        return None
+    gaps = np.diff(t)
+    i = int(np.argmax(gaps))
+    before_gap = float(t[i])  # the busy start ends here
+    if scale == "symlog":
+        return _nice_ceil(max(before_gap, 10.0) * 1.2)
+    if hi < 3000 or gaps[i] < 0.6 * (hi - float(t[0])):
+        return None
+    return _nice_ceil(max(before_gap, 10.0) * 1.2)
+
+
+def _format_time_axis(ax: Axes, lo: float, hi: float, df: pd.DataFrame | None = None, scale: str = "auto") -> None:
+    """Label the x axis ``time (ms)`` with ticks readable from 10 ms to 60 s.
+
+    ``scale="auto"`` switches to a symmetric-log axis (linear over the busy
+    start, logarithmic over a long quiet tail) when the run is mostly waiting.
+    """
+    if scale not in ("auto", "linear", "symlog"):
+        raise ValueError(f"time_scale must be 'auto', 'linear' or 'symlog', got {scale!r}")
+    lt = _linthresh(df, hi, scale)
+    if lt is not None:
+        decades = max(float(np.log10(max(hi, lt * 1.01) / lt)), 0.1)
+        # the busy, linear start gets about 60% of the width, the quiet tail the rest
+        ax.set_xscale("symlog", linthresh=lt, linscale=max(0.5, 1.5 * decades))
+        lo = -0.02 * lt
+        ticks = [float(t) for t in np.linspace(0.0, lt, 5)] + [
+            float(m * 10**k) for k in range(0, 8) for m in (1, 5) if 1.5 * lt < m * 10**k <= hi
+        ]
+        ax.set_xticks(ticks)
+        ax.axvline(lt, color=OKABE_ITO["grey"], lw=0.8, ls=":", zorder=0, gid="timescale:symlog")
+        ax.text(lt, 1.0, " log scale →", transform=ax.get_xaxis_transform(), fontsize=FS_SMALL,
+                color=OKABE_ITO["grey"], va="bottom", ha="left", gid="timescale:label")
     ax.set_xlim(lo, hi)
     span = hi - lo
 
@@ -232,7 +290,8 @@ def _format_time_axis(ax: Axes, lo: float, hi: float) -> None:
         return f"{x:g}"
 
     ax.xaxis.set_major_formatter(FuncFormatter(fmt))
-    ax.set_xlabel("time (ms)", fontsize=FS)
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda _x, _p: ""))
+    ax.set_xlabel("time (ms)" + (" — linear, then log scale" if lt is not None else ""), fontsize=FS)
     ax.tick_params(labelsize=FS_SMALL + 1)
 
 
@@ -469,6 +528,7 @@ def sequence(
     annotate: bool = True,
     max_messages: int | None = None,
     label_candidates: int = 2,
+    time_scale: str = "auto",
 ) -> Axes:
     """Draw the signaling sequence diagram of one run.
 
@@ -530,7 +590,7 @@ def sequence(
     ax.set_yticks(list(_LANE_Y.values()), [k for k in _LANE_Y], fontsize=FS + 1, fontweight="bold")
     for label, lane in zip(ax.get_yticklabels(), _LANE_Y, strict=True):
         label.set_color(_SIDE_COLORS.get(lane, OKABE_ITO["grey"]))
-    _format_time_axis(ax, lo, hi)
+    _format_time_axis(ax, lo, hi, df, time_scale)
     ax.set_title("Signaling: who sends what, and when it arrives", fontsize=FS_TITLE, loc="left")
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -728,6 +788,7 @@ def states(
     *,
     ax: Axes | None = None,
     actors: Sequence[str] = ("caller", "callee"),
+    time_scale: str = "auto",
 ) -> Axes:
     """Draw the four state machines of each peer as coloured bands over time.
 
@@ -784,7 +845,7 @@ def states(
         y -= 0.6
     height = 0.8
 
-    _format_time_axis(ax, lo, hi)
+    _format_time_axis(ax, lo, hi, df, time_scale)
     ax.set_yticks(ticks, labels, fontsize=FS_SMALL + 1)
     for label, (side, _m) in zip(ax.get_yticklabels(), row_y, strict=True):
         label.set_color(_SIDE_COLORS.get(side, _DARK))
@@ -930,7 +991,7 @@ def _candidate_lives(df: pd.DataFrame) -> list[_Candidate]:
     return sorted(lives, key=order)
 
 
-def candidates(data: EventsLike, *, ax: Axes | None = None) -> Axes:
+def candidates(data: EventsLike, *, ax: Axes | None = None, time_scale: str = "auto") -> Axes:
     """Draw the life of every ICE candidate: gathered → sent → delivered → fate.
 
     One row per candidate ref (the caller's first, then the callee's; each
@@ -975,7 +1036,7 @@ def candidates(data: EventsLike, *, ax: Axes | None = None) -> Axes:
     for side in _PEERS:
         marks += [t for t in (_pc_created(df, side), _remote_set(df, side)) if t is not None]
     lo, hi = _time_limits(pd.DataFrame({"t_ms": marks}) if marks else df)
-    _format_time_axis(ax, lo, hi)
+    _format_time_axis(ax, lo, hi, df, time_scale)
     ax.set_title("ICE candidates: gathered → sent → delivered → fate", fontsize=FS_TITLE, loc="left")
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
@@ -1259,7 +1320,7 @@ def _fmt_param(v: Any) -> str:
 # --------------------------------------------------------------------------- figures
 
 
-def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None) -> Figure:
+def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None, time_scale: str = "auto") -> Figure:
     """Sequence diagram above the state bands, on one shared time axis.
 
     This backs ``Run.plot()``. When ``data`` has ``flow`` / ``outcome``
@@ -1290,8 +1351,8 @@ def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None) -> 
             2, 1, sharex=True, figsize=figsize or (14.0, 11.0), layout="constrained",
             gridspec_kw={"height_ratios": [3, 2]},
         )
-    sequence(data, ax=top)
-    states(data, ax=bottom)
+    sequence(data, ax=top, time_scale=time_scale)
+    states(data, ax=bottom, time_scale=time_scale)
     top.set_xlabel("")
     top.tick_params(axis="x", labelbottom=True)
     parts = [str(getattr(data, a)) for a in ("flow", "outcome") if getattr(data, a, None)]

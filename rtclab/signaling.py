@@ -32,13 +32,36 @@ from typing import Any
 
 from .trace import Trace
 
-__all__ = ["MESSAGE_TYPES", "Channel", "Endpoint", "SignalingError"]
+__all__ = ["MESSAGE_TYPES", "Channel", "Endpoint", "Message", "SignalingError"]
 
 MESSAGE_TYPES: tuple[str, ...] = ("video-offer", "video-answer", "new-ice-candidate", "hang-up")
 
 
 class SignalingError(ValueError):
     """A message the signaling server refuses (not JSON, no type, too big)."""
+
+
+class Message(dict):  # type: ignore[type-arg]
+    """A delivered message: a dict whose missing fields read as ``None``.
+
+    As in JavaScript, where ``msg.sdp`` is ``undefined`` when the field is
+    absent: app code then fails where a browser app fails (e.g.
+    ``setRemoteDescription(None)`` is a ``TypeError``) instead of with a
+    Python ``KeyError``. Nested objects are messages too.
+    """
+
+    def __missing__(self, key: Any) -> None:
+        return None
+
+
+def _app_error(exc: BaseException) -> tuple[str, str]:
+    """(browser-style error name, message) of an exception raised by an app's handler."""
+    from .peer import error_name
+
+    if isinstance(exc, AttributeError) and getattr(exc, "obj", 0) is None and getattr(exc, "name", None):
+        # JavaScript: calling a method on null (e.g. a peer connection not created yet)
+        return "TypeError", f"Cannot read properties of null (reading {exc.name!r}): {exc}"
+    return error_name(exc), str(exc) or error_name(exc)
 
 
 class Endpoint:
@@ -156,7 +179,7 @@ class Channel:
                 raise SignalingError(
                     f"message too big: {len(payload.encode())} bytes > {self.max_message_bytes}"
                 )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # (RecursionError: nested too deeply)
             err = exc if isinstance(exc, SignalingError) else SignalingError(f"not JSON-serializable: {exc}")
             ref = self.trace.next_id("m")
             self.trace.record("channel", "signal", name[:64], "refused", ref=ref, detail=str(err))
@@ -182,7 +205,7 @@ class Channel:
             elif self.reorder == 0.0:
                 due = max(due, self._last_due.get(receiver, 0.0))
                 self._last_due[receiver] = due
-            payload_copy = json.loads(payload)
+            payload_copy = json.loads(payload, object_hook=Message)
             if self.reorder == 0.0:
                 self._fifo[receiver].append((name, ref, payload_copy))
                 handle = loop.call_at(due, self._deliver_next, receiver)
@@ -209,7 +232,8 @@ class Channel:
         try:
             result = handler(message)
         except Exception as exc:
-            self.trace.record(receiver, "error", "onmessage", type(exc).__name__, ref=ref, detail=str(exc))
+            kind, text = _app_error(exc)
+            self.trace.record(receiver, "error", "onmessage", kind, ref=ref, detail=text)
             return
         if asyncio.iscoroutine(result):
             task = asyncio.ensure_future(self._guard(receiver, ref, result))
@@ -222,9 +246,8 @@ class Channel:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            from .peer import error_name
-
-            self.trace.record(receiver, "error", "onmessage", error_name(exc), ref=ref, detail=str(exc))
+            kind, text = _app_error(exc)
+            self.trace.record(receiver, "error", "onmessage", kind, ref=ref, detail=text)
 
     @property
     def in_flight(self) -> int:

@@ -603,3 +603,22 @@ def test_sequence_repeated_errors_are_counted_once():
     ax = plots.sequence(c.frame())
     notes = [t.get_text() for t in ax.texts if t.get_gid() == "moment:error"]
     assert notes == ["InvalidStateError (addIceCandidate) ×5"]
+
+
+def test_long_quiet_run_gets_a_symlog_time_axis() -> None:
+    """A run that waits a minute for a timeout gets a linear-then-log axis; a short run stays linear."""
+    from rtclab.trace import Trace
+
+    tr = Trace(clock=lambda: 0.0)
+    for i, t in enumerate((0, 10, 20, 300, 900)):
+        tr.record("caller", "call", "createOffer", "ok", t_ms=t, ref=f"m{i}")
+    tr.record("caller", "state", "connectionState", "failed", prev="connecting", t_ms=64_000)
+    long_ax = plots.sequence(tr.frame())
+    assert long_ax.get_xscale() == "symlog"
+    assert any(l.get_gid() == "timescale:symlog" for l in long_ax.lines)
+    short_ax = plots.sequence(tr.frame()[tr.frame()["t_ms"] < 1000])
+    assert short_ax.get_xscale() == "linear"
+    forced = plots.states(tr.frame(), time_scale="linear")
+    assert forced.get_xscale() == "linear"
+    with pytest.raises(ValueError, match="time_scale"):
+        plots.candidates(tr.frame(), time_scale="bogus")

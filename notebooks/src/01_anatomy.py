@@ -19,6 +19,7 @@ CELLS = [
     code work?"* (called "the article" below).
     """),
     code("""
+    %matplotlib inline
     import rtclab
     from rtclab import plots
     """),
@@ -153,7 +154,7 @@ CELLS = [
     **state bands** (`plots.states`: the four machines of each peer, coloured by state).
     """),
     code("""
-    call.plot();
+    fig = call.plot()
     """),
     md("""
     Read it from left to right: the offer crosses first, candidates follow it closely (they
@@ -179,7 +180,7 @@ CELLS = [
     where they do not.
     """),
     code("""
-    plots.candidates(call);
+    ax = plots.candidates(call)
     """),
     md("""
     The candidate counts, gathered → sent → delivered → added, agree: nothing was lost on

@@ -20,6 +20,7 @@ CELLS = [
     **Prerequisites.** Notebook 01 (the event table, candidate refs, `plots.candidates`).
     """),
     code("""
+    %matplotlib inline
     import inspect
 
     import rtclab
@@ -52,7 +53,7 @@ CELLS = [
     left of the callee's lines: they arrive before there is anything to add them to.
     """),
     code("""
-    plots.candidates(click);
+    ax = plots.candidates(click)
     """),
     md("""
     The metrics count the loss. And yet, on this flat network, the call still connects:
@@ -114,7 +115,7 @@ CELLS = [
     offer or answer arrow they followed, and the errors marked where they happened.
     """),
     code("""
-    plots.sequence(overtaken);
+    ax = plots.sequence(overtaken)
     """),
     md("""
     Here the order of arrival is the whole story: the errors appear at the moments the

@@ -20,6 +20,7 @@ CELLS = [
     and 04 (why a NAT turns the trap into a failure).
     """),
     code("""
+    %matplotlib inline
     import rtclab
     from rtclab import plots
     """),
@@ -127,11 +128,11 @@ CELLS = [
     ## Answering speed against signaling latency
 
     If answering needs a signaling round trip, a slower signaling server makes
-    answering slower. A small sweep on the LAN (where both flows connect): five
+    answering slower. A small sweep on the LAN (where both flows connect): three
     trials per flow and per one-way signaling latency.
     """),
     code("""
-    speed = rtclab.sweep(["counteroffer", "answer-on-click"], trials=5,
+    speed = rtclab.sweep(["counteroffer", "answer-on-click"], trials=3,
                          grid={"signaling_latency_ms": [10, 50, 200]}, progress=False, workers=1)
     speed["outcome"].value_counts()
     """),

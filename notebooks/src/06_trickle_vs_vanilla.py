@@ -19,6 +19,7 @@ CELLS = [
     machines) and 04 (LAN and NAT topologies, STUN).
     """),
     code("""
+    %matplotlib inline
     import rtclab
     from rtclab import plots
     """),

@@ -19,6 +19,7 @@ CELLS = [
     `have-remote-offer`) and 02 (offers made on `negotiationneeded`).
     """),
     code("""
+    %matplotlib inline
     import rtclab
     """),
     md("""
@@ -50,7 +51,9 @@ CELLS = [
     other side refuses those that come after an end-of-candidates.
     """),
     code("""
-    glare.events.query("kind == 'error' and name != 'onmessage'")[["t_ms", "actor", "name", "value", "ref", "detail"]]
+    errors = glare.events.query("kind == 'error' and name != 'onmessage'")
+    print(errors[["t_ms", "actor", "name", "value", "ref"]].to_string(index=False))
+    print(*errors["detail"].unique(), sep="\\n")
     """),
     md("""
     The call never recovers. ICE keeps checking candidates that can't all be
@@ -107,7 +110,7 @@ CELLS = [
     `setRemoteDescription` only once, with the answer to its own offer.
     """),
     code("""
-    perfect.events.query("actor == 'caller' and name in ['video-offer', 'video-answer', 'setRemoteDescription'] and value != 'sent'")[["t_ms", "actor", "name", "value", "ref", "detail"]]
+    perfect.events.query("actor == 'caller' and name in ['video-offer', 'video-answer', 'setRemoteDescription'] and value != 'sent'")[["t_ms", "actor", "name", "value", "ref"]]
     """),
     md("""
     The errors that remain are the callee's early candidates, from its rolled-back

@@ -1,0 +1,114 @@
+from build import code, md
+
+CELLS = [
+    md("""
+    # 9 · Playground: the call panel
+
+    **Overview.** The MDN sample app has three buttons: *Call*, *Answer* (in this
+    course's version of the story) and *Hang up*. rtclab's `CallPanel` puts the same
+    buttons, and the run parameters you met in notebooks 01–08, into one widget. Click
+    through calls, change the network, and watch the event table and the timing plot
+    of each call. This notebook shows the panel, explains its controls, then drives it
+    from code so that you can check what it does.
+
+    **Prerequisites.** Notebooks 01–05 (the flows and their outcomes); 06–08 for the
+    exercises. The panel needs a notebook front-end with widgets (JupyterLab, Notebook
+    7, VS Code).
+    """),
+    code("""
+    import rtclab
+    from rtclab.widgets import CallPanel
+    """),
+    md("""
+    ## The panel
+    """),
+    code("""
+    panel = CallPanel("counteroffer")
+    panel
+    """),
+    md("""
+    What is on it:
+
+    * **flow**: the app code that runs on both pages (`rtclab.flow_source(name)` shows it).
+    * **network**: `sim`, the simulated network with its virtual clock (deterministic),
+      or `real`, this machine's UDP sockets (live, timings vary).
+    * **topology** and **NAT**: a flat LAN, or each peer behind its own NAT of the
+      chosen type (simulated network only).
+    * **signaling ms**: the one-way latency of the signaling channel.
+    * **think ms**: how long the callee's user takes to click *Answer* when
+      *auto-answer* is ticked.
+    * **Call**: the caller's user clicks *Call*. The callee's phone rings.
+    * **Answer**: the callee's user answers.
+    * **Hang up**: ends a live call.
+
+    Below the buttons, the panel shows the call's outcome, its event table
+    (`r.table()`) and its plot (`r.plot()`).
+
+    **How a click becomes a call.** With `network="real"` the call runs live, and the
+    callee's app really waits for your *Answer* click. With `network="sim"` it can't:
+    the virtual clock can't wait for a person. So *Call* starts the ringing, and
+    *Answer* measures how long you took and then plays the whole call with that think
+    time. Because the simulation is deterministic, everything before your click is
+    exactly what happened while the phone rang.
+
+    ## Driving the panel from code
+
+    Each button calls a method (`panel.call()`, `panel.answer()`,
+    `panel.hang_up()`), so you can script the panel. With *auto-answer* ticked,
+    `call()` plays the call at once with the think time of the slider and returns the
+    run:
+    """),
+    code("""
+    panel.auto.value = True
+    r = panel.call()
+    print(r.outcome, "-", r.reason)
+    """),
+    md("""
+    Untick *auto-answer* and the panel waits for *Answer*. `call()` returns nothing
+    while the phone rings; `answer(think_ms=...)` answers with the given think time
+    (instead of the measured one, so that the result is repeatable):
+    """),
+    code("""
+    panel.auto.value = False
+    print(panel.call())
+    """),
+    code("""
+    r = panel.answer(think_ms=1500)
+    print(r.outcome, "- Answer clicked at", r.metrics["t_answer_click_ms"], "ms")
+    """),
+    md("""
+    The click time includes the signaling latency: the phone only rings once the
+    offer has arrived. The panel's last run is kept in `panel.last_run`, a normal
+    `Run`, so everything from the earlier notebooks works on it:
+    """),
+    code("""
+    panel.last_run.metrics[["t_connected_ms", "t_answer_click_ms", "answer_to_media_ms"]]
+    """),
+    md("""
+    The event table and the plot that the panel draws appear inside the widget
+    itself, not as outputs of these cells; scroll up to the panel to see them.
+
+    ## Summary
+
+    * `CallPanel(flow)` gives you the sample app's buttons with the run parameters as
+      controls; each button is a method you can also call from code.
+    * On the simulated network, *Answer* replays the call with your think time; on
+      `network="real"` the call is live.
+    * `panel.last_run` is the last call as a `Run`, for tables, metrics and plots.
+
+    **Try this** (in the panel above)
+
+    1. Choose `answer-on-click` and topology `nat`. Call, wait, Answer. What does the
+       status say, and where do the lost candidates appear in the plot? Switch back to
+       `counteroffer`.
+    2. With `answer-on-click` on the LAN, raise *signaling ms* to 300 and answer. Then
+       do the same with `counteroffer`. Compare the "answer→media" time in the status
+       line (notebook 05 measured the same thing with a sweep).
+    3. Choose `perfect`: both users click Call at once (glare). Which peer rolls back?
+       (Find the `rollback` row in the table.)
+    4. Choose `forgot-candidates`: how long does the panel take to come back, in
+       virtual seconds, and why? (Notebook 08.)
+    5. Switch *network* to `real` and make a live call: Call, wait a few seconds,
+       Answer, then Hang up. Why do its timings change from one call to the next?
+    """),
+]
