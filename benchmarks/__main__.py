@@ -36,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.workloads import short_trial  # noqa: E402
 
 
 def _median(xs: list[float]) -> float:
@@ -126,14 +129,6 @@ def bench_real_overhead(n: int) -> dict[str, Any]:
 # -- simulated network ----------------------------------------------------------------------------
 
 
-def _short_trial(seed: int) -> float:
-    import rtclab
-
-    t = time.perf_counter()
-    rtclab.run("basic", seed=seed)
-    return time.perf_counter() - t
-
-
 def bench_sim(n: int) -> dict[str, Any]:
     import concurrent.futures
     import multiprocessing
@@ -152,14 +147,14 @@ def bench_sim(n: int) -> dict[str, Any]:
     out["ice_failure_virtual_s"] = round(float(ice["t_ms"].min()) / 1000, 2) if len(ice) else None
     out["ice_failure_wall_s"] = round(fail_wall, 2)
     out["ice_failure_outcome"] = r.outcome
-    walls = [_short_trial(s) for s in range(n)]
+    walls = [short_trial(s) for s in range(n)]
     out["short_trial_wall_ms_median"] = round(statistics.median(walls) * 1000, 1)
     out["trials_per_s_1proc"] = round(n / sum(walls), 2)
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
-        list(pool.map(_short_trial, range(2)))  # warm up both workers (imports)
+        list(pool.map(short_trial, range(2)))  # warm up both workers (imports)
         t = time.perf_counter()
-        list(pool.map(_short_trial, range(n, 3 * n)))
+        list(pool.map(short_trial, range(n, 3 * n)))
         out["trials_per_s_2proc"] = round(2 * n / (time.perf_counter() - t), 2)
     reals = []
     for _ in range(max(3, n // 4)):

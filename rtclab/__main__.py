@@ -48,15 +48,22 @@ def _print_run(r: Any, *, all_rows: bool = False) -> None:
     print(table.to_string(index=False))
     print()
     print(f"flow: {r.flow}   network: {r.params['network']}   seed: {r.params['seed']}")
+    ev = r.events
     for side in ("caller", "callee"):
-        ev = r.events[(r.events["actor"] == side) & (r.events["kind"] == "state")]
-        finals = ev.groupby("name", observed=True)["value"].apply(lambda s: " -> ".join(dict.fromkeys(s)))
-        for name, seq in finals.items():
-            print(f"  {side:6s} {name:19s} {seq}")
+        for name in ("signalingState", "iceGatheringState", "iceConnectionState", "connectionState"):
+            rows = ev[(ev["actor"] == side) & (ev["kind"] == "state") & (ev["name"] == name)]
+            seq = ([rows["prev"].iloc[0]] if len(rows) else []) + list(rows["value"])
+            print(f"  {side:6s} {name:19s} {' -> '.join(seq) if seq else '(no peer connection)'}")
+    cand = ev[(ev["kind"] == "ice") & (ev["name"] == "candidate") & ~ev["ref"].str.endswith(":end")]
+    sig = ev[(ev["kind"] == "signal") & (ev["name"] == "new-ice-candidate") & ~ev["ref"].str.endswith(":end")]
+    for src, dst in (("caller", "callee"), ("callee", "caller")):
+        mine = cand["ref"].str.startswith(src + ":")
+        n_sent = sig[(sig["actor"] == src) & (sig["value"] == "sent")]["ref"].nunique()
+        fates = {v: cand[mine & (cand["actor"] == dst) & (cand["value"] == v)]["ref"].nunique() for v in ("added", "lost", "rejected")}
+        gathered = cand[mine & (cand["value"] == "gathered")]["ref"].nunique()
+        print(f"  candidates {src} -> {dst}: gathered {gathered}, sent {n_sent}, added {fates['added']}, "
+              f"lost {fates['lost']}, rejected {fates['rejected']}")
     m = r.metrics
-    print(f"  candidates: gathered {m['candidates_gathered']}, sent {m['candidates_sent']}, "
-          f"delivered {m['candidates_delivered']}, added {m['candidates_added']}, lost {m['candidates_lost']}, "
-          f"rejected {m['candidates_rejected']}")
     for key in ("t_connected_ms", "t_first_frame_caller_ms", "t_first_frame_callee_ms", "answer_to_media_ms", "gathering_ms"):
         print(f"  {key}: {m[key]}")
     print(f"  selected pair: {m['selected_pair'] or '-'}   errors: {m['errors']}")

@@ -344,6 +344,7 @@ def internals_rows(
         "peers": mapping,
         "skipped_peers": [k for k in order if k not in mapping],
         "urls": {k: str(pcs[k].get("url", "")) for k in mapping},
+        "first_epoch_ms": pending[0][0] if pending else None,
     }
     return rows, meta
 
@@ -388,8 +389,10 @@ def load_webrtc_internals(
 
     dump, source = _read(path)
     rows, meta = internals_rows(dump, actors)
-    if t0_epoch_ms is None:
-        t0_epoch_ms = min((r[0] for r in rows), default=0.0)
+    if t0_epoch_ms is None:  # the first update of the dump, recorded as a row or not
+        t0_epoch_ms = meta.pop("first_epoch_ms") or 0.0
+    else:
+        meta.pop("first_epoch_ms")
     shifted = [(round(r[0] - t0_epoch_ms, 3),) + r[1:] for r in rows]
     frame = _to_frame(shifted)
     meta.update({"path": source, "t0_epoch_ms": t0_epoch_ms})

@@ -554,12 +554,38 @@ def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def flow_source(flow: str) -> str:
-    """The source code of a flow's two apps, for printing in notebooks."""
+def flow_source(flow: str, *, helpers: bool = True) -> str:
+    """The source code of a flow's two apps, for printing in notebooks.
+
+    With ``helpers=True`` the shared pieces of app code they call
+    (``send_candidates``, ``send_offer_on_negotiationneeded``,
+    ``CandidateQueue``) are printed first, so nothing the app does is hidden.
+
+    Examples
+    --------
+    >>> print(flow_source("basic"))  # doctest: +ELLIPSIS
+    def send_candidates(...
+    """
+    import types
+
+    from . import flows
     from .flows import get_flow
 
     spec = get_flow(flow)
-    parts = [inspect.getsource(spec.caller)]
-    if spec.callee is not spec.caller:
-        parts.append(inspect.getsource(spec.callee))
-    return "\n\n".join(parts)
+    apps = [spec.caller] if spec.callee is spec.caller else [spec.caller, spec.callee]
+    used: list[str] = []
+
+    def names(code: types.CodeType) -> None:
+        for name in code.co_names:
+            if name not in used:
+                used.append(name)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                names(const)
+
+    for fn in apps:
+        names(fn.__code__)
+    shared = [getattr(flows, n) for n in ("send_candidates", "send_offer_on_negotiationneeded", "CandidateQueue") if n in used]
+    parts = [inspect.getsource(obj) for obj in (shared if helpers else [])]
+    parts += [inspect.getsource(fn) for fn in apps]
+    return "\n\n".join(p.rstrip() for p in parts) + "\n"

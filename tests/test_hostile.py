@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import threading
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import _reliability
 import rtclab
 from rtclab.flows import FLOWS, Flow
 from rtclab.network import SimNetwork, patches_installed, run_sim
@@ -29,8 +30,10 @@ from rtclab.peer import DOMException, Peer, error_name
 from rtclab.signaling import MESSAGE_TYPES, Channel, SignalingError
 from rtclab.trace import Trace
 
+#: examples per property; ``RTCLAB_HOSTILE_EXAMPLES=1000`` for a deep (still deterministic) fuzz
+EXAMPLES = int(os.environ.get("RTCLAB_HOSTILE_EXAMPLES", "60"))
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
@@ -40,7 +43,7 @@ BROWSER_ERRORS = {"TypeError", "OperationError", "InvalidStateError", "InvalidAc
 #: error rows an app run may hold besides browser errors: the app's own
 #: "unknown message" log, the channel's refusals, and the deadline.
 APP_ROW_VALUES = BROWSER_ERRORS | {"UnknownMessage", "SignalingError", "NoHandler", "timeout"}
-OUTCOMES = {"connected", "failed", "no-media", "timeout"}
+OUTCOMES = _reliability.OUTCOMES
 STEP_S = 10.0  # virtual seconds any single API call may take before it counts as a hang
 HARNESS_S = 60.0  # wall seconds a whole run may take before it counts as a hang
 
@@ -482,23 +485,13 @@ def hostile_flow(flow: str, injections: list[tuple[int, str, Any]]) -> Flow:
 
 
 def bounded_run(flow: str, **params: Any) -> rtclab.Run:
-    """``rtclab.run`` on the sim in a daemon thread, failing (not hanging) past the harness bound."""
-    box: list[Any] = []
-
-    def target() -> None:
-        try:
-            box.append(rtclab.run(flow, **params))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            box.append(exc)
-
-    worker = threading.Thread(target=target, name="hostile-harness", daemon=True)
-    worker.start()
-    worker.join(HARNESS_S)
-    assert not worker.is_alive(), f"hang: {flow} {params} still running after {HARNESS_S} s"
-    result = box[0]
-    if isinstance(result, BaseException):
-        raise AssertionError(f"crash: run({flow!r}) raised {result!r}") from result
-    return result
+    """``rtclab.run`` on the sim, failing (not hanging) past the harness bound; a raise is a crash."""
+    try:
+        return _reliability.bounded_run(flow, harness_s=HARNESS_S, **params)
+    except _reliability.Hang:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        raise AssertionError(f"crash: run({flow!r}) raised {exc!r}") from exc
 
 
 def check_app_run(r: rtclab.Run) -> None:
@@ -521,7 +514,7 @@ def flows_restored() -> Any:
     FLOWS.update(saved)
 
 
-@settings(SETTINGS, max_examples=45)
+@settings(SETTINGS, max_examples=max(45, EXAMPLES * 3 // 4))
 @given(flow=st.sampled_from(sorted(rtclab.FLOWS)), injections=INJECTIONS, seed=st.integers(0, 5))
 def test_flows_survive_crafted_messages(flow: str, injections: list[Any], seed: int) -> None:
     """Every flow's app handlers turn crafted messages into browser errors or ignore them; the run ends with an outcome."""

@@ -159,8 +159,10 @@ CELLS = [
     md("""
     Read it from left to right: the offer crosses first, candidates follow it closely (they
     are sent the moment they are found, before any answer), the answer crosses back, and
-    the state bands turn green once the checks succeed. Each function also works on its
-    own, for example `plots.states(call)` for the bands alone.
+    the state bands turn green once the checks succeed. The callee's `have-remote-offer`
+    band is missing because it lasts no time at all: this callee answers within the same
+    virtual millisecond (the text sequence above still lists it). Each function also works
+    on its own, for example `plots.states(call)` for the bands alone.
 
     ## Following one candidate
 

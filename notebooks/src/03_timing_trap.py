@@ -80,13 +80,13 @@ CELLS = [
     print(inspect.getsource(rtclab.flows.mdn_callee))
     """),
     md("""
-    Twelve calls with different seeds, same settings. `candidates_lost` counts candidates
+    Ten calls with different seeds, same settings. `candidates_lost` counts candidates
     that reached the callee before its peer connection existed; `candidates_rejected`
     counts candidates that a peer connection refused with an error.
     """),
     code("""
     async_signaling = dict(signaling_latency_ms=50, jitter_ms=40, reorder=0.5)
-    calls = rtclab.sweep("mdn", trials=12, seed=0, progress=False, workers=1, **async_signaling)
+    calls = rtclab.sweep("mdn", trials=10, seed=0, progress=False, workers=1, **async_signaling)
     calls[["seed", "outcome", "candidates_added", "candidates_lost", "candidates_rejected", "errors"]]
     """),
     md("""
@@ -121,7 +121,7 @@ CELLS = [
     Here the order of arrival is the whole story: the errors appear at the moments the
     reordered messages are delivered. Because the MDN sample only logs them, the call goes
     on with whatever candidates made it, and on this flat network that is usually enough.
-    Not always: one of the twelve calls above did not connect. Its candidate columns show
+    Not always: one of the ten calls above did not connect. Its candidate columns show
     why: every candidate of both peers was lost or rejected, so neither ICE agent had
     anything to check.
     """),
@@ -139,26 +139,27 @@ CELLS = [
     and `addIceCandidate` the moment they are called: it queues them on the peer
     connection's *operations chain* and runs them one after another
     ([W3C spec, "chain an operation"](https://www.w3.org/TR/webrtc/#dfn-chain-an-operation)).
-    So an `addIceCandidate` issued right after `setRemoteDescription` was called, while it
-    is still in progress, simply waits its turn and succeeds. rtclab's `Peer` emulates the
+    So an `addIceCandidate` issued after `setRemoteDescription` was called, while it is
+    still in progress, simply waits its turn and succeeds. rtclab's `Peer` emulates the
     chain (aiortc runs each call at once).
 
-    In the simulation `setRemoteDescription` completes in no virtual time, so the
-    chain is easier to see behind the callee's `setLocalDescription`, which keeps the peer
-    connection busy while it gathers. We make the caller's candidates come right behind
-    the offer (`candidate_interval_ms=1`) and compare, for each candidate, when it was
-    delivered to the callee and when `addIceCandidate` completed:
+    To see it, we make the signaling server very fast (`signaling_latency_ms=2`): the answer
+    then reaches the caller while the caller's peer connection is still busy, so its
+    `setRemoteDescription` is pending for a few milliseconds. (Here it is pending because
+    aiortc is still gathering the caller's own candidates; in a browser the reasons and
+    the durations differ, but the rule is the same.) A callee candidate arrives in that
+    window. These are the caller's rows for the answer and for the callee's candidates:
     """),
     code("""
-    chained = rtclab.run("basic", candidate_interval_ms=1)
-    e = chained.events.query("actor == 'callee' and ref.str.startswith('caller:')")
-    times = e.query("name in ['new-ice-candidate', 'addIceCandidate']").pivot(index="ref", columns="name", values="t_ms")
-    times.rename(columns={"new-ice-candidate": "delivered", "addIceCandidate": "added"})[["delivered", "added"]]
+    chained = rtclab.run("basic", signaling_latency_ms=2)
+    rows = "actor == 'caller' and (name in ['video-answer', 'setRemoteDescription'] or ref.str.startswith('callee:'))"
+    chained.table().query(rows)[["t_ms", "name", "value", "ref"]]
     """),
     md("""
-    At least one candidate was delivered while the callee's previous operation was still
-    running; its `addIceCandidate` waited for that operation and then succeeded. No
-    candidate of this call was rejected and nothing was logged as an error:
+    Read the times: the answer is delivered; a callee candidate is delivered *before*
+    `setRemoteDescription` has completed, and the caller's message handler passes it to
+    `addIceCandidate` straight away (the `basic` caller does not wait for anything). That
+    call waits on the chain, completes right after `setRemoteDescription`, and succeeds. Nothing in this call was rejected and no error was logged:
     """),
     code("""
     chained.metrics[["outcome", "candidates_added", "candidates_rejected", "errors"]]

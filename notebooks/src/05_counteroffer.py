@@ -86,7 +86,7 @@ CELLS = [
     """),
     code("""
     co = rtclab.run("counteroffer", topology="nat")
-    co.plot();
+    fig = co.plot()
     """),
     md("""
     Every signaling message of that call was sent before the click. Answering sends
@@ -119,7 +119,7 @@ CELLS = [
     """),
     code("""
     aoc = rtclab.run("answer-on-click")
-    aoc.plot();
+    fig = aoc.plot()
     """),
     code("""
     aoc.metrics[["t_answer_click_ms", "answer_to_media_caller_ms", "answer_to_media_callee_ms", "answer_to_media_ms"]]
@@ -152,7 +152,7 @@ CELLS = [
     media path, whatever the signaling server's speed. The same data as a plot:
     """),
     code("""
-    plots.compare(speed, metric="answer_to_media_ms");
+    ax = plots.compare(speed, metric="answer_to_media_ms")
     """),
     md("""
     ## When the signaling channel reorders messages

@@ -64,7 +64,7 @@ CELLS = [
     fate at the receiver. With trickle ICE every candidate has the full line.
     """),
     code("""
-    plots.candidates(trickle);
+    ax = plots.candidates(trickle)
     """),
     md("""
     With vanilla ICE the candidates are only *gathered*: no candidate message is ever
@@ -74,7 +74,7 @@ CELLS = [
     each side could send its description: only after its last candidate.
     """),
     code("""
-    plots.candidates(vanilla);
+    ax = plots.candidates(vanilla)
     """),
     md("""
     ## Which one connects sooner?

@@ -87,7 +87,7 @@ CELLS = [
     caller's offer, and the call connects.
     """),
     code("""
-    perfect.plot();
+    fig = perfect.plot()
     """),
     md("""
     **The polite peer rolls back.** When the caller's offer reaches the callee in

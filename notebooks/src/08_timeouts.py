@@ -39,9 +39,10 @@ CELLS = [
     print(forgot.outcome, "-", forgot.reason)
     """),
     md("""
-    Nothing was sent, and ICE was still `checking` when the deadline came: with no
-    remote candidate ICE has no pair to test, but without end-of-candidates it must
-    assume more candidates may still come, so it never declares failure. The
+    Offer and answer went through, but no candidate was sent, and ICE was still
+    `checking` when the deadline came: with no remote candidate ICE has no pair to
+    test, but without end-of-candidates it must assume more candidates may still
+    come, so it never declares failure. The
     `closed` rows are rtclab closing both peers at the deadline.
     """),
     code("""
@@ -67,7 +68,8 @@ CELLS = [
     """),
     md("""
     This time ICE does fail, because end-of-candidates told it that no other
-    candidate will come. But look at *when*, in virtual milliseconds:
+    candidate will come (the callee gives up first; the run then ends and rtclab
+    closes both peers). But look at *when*, in virtual milliseconds:
     """),
     code("""
     lost.events.query("kind == 'state' and name in ['iceConnectionState', 'connectionState'] and value != 'closed'")[["t_ms", "actor", "name", "value"]]

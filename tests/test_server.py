@@ -1,0 +1,276 @@
+"""Tests of rtclab.server: the MDN-protocol signaling server and its aiortc bot.
+
+Plain Python WebSocket clients play the browser tabs; no browser is needed.
+Every test runs under a hard ``asyncio.wait_for`` bound and stops the server
+in ``finally``. The bot call runs on loopback only: aioice is told to gather
+``127.0.0.1`` for that test (monkeypatched, restored afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+websockets = pytest.importorskip("websockets", reason="pip install websockets to test rtclab.server")
+from websockets.asyncio.client import connect  # noqa: E402
+
+from rtclab.server import DEFAULT_PORT, Bot, SignalingServer  # noqa: E402
+
+TIMEOUT = 20.0
+
+
+def run(coro_fn: Callable[[], Awaitable[Any]], timeout: float = TIMEOUT) -> Any:
+    """Run a test coroutine on a fresh loop with a hard bound."""
+    return asyncio.run(asyncio.wait_for(coro_fn(), timeout))
+
+
+@asynccontextmanager
+async def server_running(**kw: Any):
+    server = SignalingServer(port=0, **kw)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class Tab:
+    """A browser tab of the MDN sample, reduced to its WebSocket."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.id: int | None = None
+        self.name: str | None = None
+
+    async def send(self, message: Any) -> None:
+        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def recv(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of type ``kind`` (userlist updates and others in between are skipped)."""
+        async def loop() -> dict[str, Any]:
+            while True:
+                msg = json.loads(await self.ws.recv())
+                if msg.get("type") == kind:
+                    return msg
+        return await asyncio.wait_for(loop(), timeout)
+
+    async def nothing(self, kind: str, wait: float = 0.2) -> bool:
+        """True if no message of type ``kind`` arrives within ``wait`` seconds."""
+        try:
+            await self.recv(kind, timeout=wait)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+
+@asynccontextmanager
+async def tab(server: SignalingServer, name: str | None):
+    async with connect(server.url, subprotocols=["json"], open_timeout=5, close_timeout=2) as ws:
+        t = Tab(ws)
+        t.id = (await t.recv("id"))["id"]
+        if name is not None:
+            await t.send({"type": "username", "name": name, "id": t.id, "date": 0})
+            t.name = name
+        yield t
+
+
+def test_default_port_and_subprotocol():
+    """The server defaults to the sample's port 6503 and agrees on the 'json' subprotocol."""
+    assert SignalingServer().port == DEFAULT_PORT == 6503
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with connect(server.url, subprotocols=["json"], open_timeout=5) as ws:
+                assert ws.subprotocol == "json"
+
+    run(main)
+
+
+def test_register_two_clients_userlist():
+    """Two registered tabs each get their id and a userlist naming both."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                assert a.id != b.id
+                while True:
+                    users = (await a.recv("userlist"))["users"]
+                    if users == ["alice", "bob"]:
+                        break
+                assert (await b.recv("userlist"))["users"] == ["alice", "bob"]
+
+    run(main)
+
+
+def test_routing_by_target_and_name_stamped():
+    """A video-offer reaches only its target, stamped with the sender's name; chat reaches all."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b, tab(server, "carol") as c:
+                await a.send({"type": "video-offer", "target": "bob", "sdp": {"type": "offer", "sdp": "v=0"}})
+                got = await b.recv("video-offer")
+                assert got["name"] == "alice" and got["sdp"]["type"] == "offer"
+                await a.send({"type": "new-ice-candidate", "target": "bob", "candidate": None})
+                assert (await b.recv("new-ice-candidate"))["name"] == "alice"
+                assert await c.nothing("video-offer")
+                await c.send({"type": "message", "text": "hi", "name": "carol"})
+                for t in (a, b, c):
+                    assert (await t.recv("message"))["text"] == "hi"
+                await a.send({"type": "hang-up", "target": "nobody"})
+                assert (await a.recv("error"))["error"] == "no-such-user"
+
+    run(main)
+
+
+def test_identity_spoof_refused():
+    """A message carrying another user's name (or id) is refused with an error and not forwarded."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b, tab(server, "mallory") as m:
+                await m.send({"type": "video-offer", "name": "alice", "target": "bob", "sdp": {"type": "offer", "sdp": "v=0"}})
+                err = await m.recv("error")
+                assert err["error"] == "identity" and err["refused"] == "video-offer"
+                await m.send({"type": "message", "text": "I am alice", "id": a.id})
+                assert (await m.recv("error"))["error"] == "identity"
+                await m.send({"type": "username", "name": "alice2"})
+                assert (await m.recv("error"))["error"] == "identity"  # registered once
+                assert await b.nothing("video-offer")
+                assert await b.nothing("message", wait=0.05)
+
+    run(main)
+
+
+def test_rejectusername_unique_names():
+    """A taken name is replaced by a unique one and the tab is told (rejectusername)."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "alice") as a2:
+                rej = await a2.recv("rejectusername")
+                assert rej["name"] == "alice1" and rej["id"] == a2.id
+                while (await a.recv("userlist"))["users"] != ["alice", "alice1"]:
+                    pass
+                await a2.send({"type": "video-offer", "name": "alice1", "target": "alice", "sdp": {}})
+                assert (await a.recv("video-offer"))["name"] == "alice1"
+
+    run(main)
+
+
+def test_malformed_oversized_and_unregistered():
+    """Malformed JSON, wrong shapes, unknown types and oversized messages get an error; the socket stays open."""
+
+    async def main() -> None:
+        async with server_running(max_message_bytes=1000) as server:
+            async with tab(server, None) as anon:
+                await anon.send({"type": "video-offer", "target": "x"})
+                assert (await anon.recv("error"))["error"] == "not-registered"
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                for bad, code in (("{not json", "malformed"), ("[1, 2]", "malformed"), ('{"type": 3}', "malformed"),
+                                  ({"type": "telepathy"}, "unknown-type"), ({"type": "username", "name": ""}, "identity")):
+                    await a.send(bad)
+                    assert (await a.recv("error"))["error"] == code, bad
+                await a.send({"type": "video-offer", "target": "bob", "sdp": "x" * 2000})
+                err = await a.recv("error")
+                assert err["error"] == "too-big" and "limit 1000" in err["text"]
+                assert await b.nothing("video-offer")
+                await a.send({"type": "video-offer", "target": "bob", "sdp": "small"})
+                assert (await b.recv("video-offer"))["sdp"] == "small"
+                assert len(server.log) >= 6
+
+    run(main)
+
+
+def test_disconnect_hangs_up_calls():
+    """When a user in a call disconnects, the peer gets hang-up and a new userlist."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "bob") as b:
+                async with tab(server, "alice") as a:
+                    await a.send({"type": "video-offer", "target": "bob", "sdp": {}})
+                    await b.recv("video-offer")
+                    await b.send({"type": "video-answer", "target": "alice", "sdp": {}})
+                    await a.recv("video-answer")
+                    assert server.calls == {frozenset({"alice", "bob"})}
+                hang = await b.recv("hang-up")
+                assert hang["name"] == "alice" and hang["target"] == "bob"
+                while (await b.recv("userlist"))["users"] != ["bob"]:
+                    pass
+                assert server.calls == set()
+
+    run(main)
+
+
+def test_python_peer_calls_the_bot(monkeypatch):
+    """A Python tab using rtclab.Peer calls the aiortc bot over the server; both ends connect, the bot's frame shows it."""
+    import aioice.ice
+
+    from rtclab import media
+    from rtclab.peer import Peer
+    from rtclab.trace import Trace
+
+    # loopback only: nothing leaves the machine, and it works where lo is the only interface
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"] if use_ipv4 else [])
+
+    async def main() -> None:
+        async with server_running() as server:
+            bot = Bot(server, "bot", answer_delay_ms=50)
+            await bot.start()
+            pc = None
+            tracks = media.getUserMedia(video=True)
+            try:
+                async with tab(server, "alice") as a:
+                    trace = Trace()
+                    pc = Peer("caller", trace, ice_servers=[])
+                    loop = asyncio.get_running_loop()
+                    sends: list[asyncio.Task[Any]] = []
+                    pc.on("icecandidate", lambda c: sends.append(loop.create_task(
+                        a.send({"type": "new-ice-candidate", "target": "bot", "candidate": c}))))
+
+                    async def offer() -> None:
+                        await pc.setLocalDescription(await pc.createOffer())
+                        await a.send({"type": "video-offer", "target": "bot", "name": "alice", "sdp": pc.localDescription})
+
+                    pc.on("negotiationneeded", offer)
+                    pc.addTrack(tracks[0])
+
+                    async def listen() -> None:
+                        while True:
+                            msg = json.loads(await a.ws.recv())
+                            if msg["type"] == "video-answer":
+                                await pc.setRemoteDescription(msg["sdp"])
+                            elif msg["type"] == "new-ice-candidate":
+                                await pc.addIceCandidate(msg["candidate"])
+
+                    listener = loop.create_task(listen())
+                    try:
+                        while not (pc.connectionState == "connected" and bot.calls
+                                   and "first-frame" in set(bot.frame().name)):
+                            await asyncio.sleep(0.02)
+                    finally:
+                        listener.cancel()
+                        await asyncio.gather(listener, *sends, return_exceptions=True)
+                frame = bot.frame()
+                conn = frame[(frame.kind == "state") & (frame.name == "connectionState")].value.tolist()
+                assert "connected" in conn
+                assert bot.calls[0].peer == "alice"
+                sent = frame[(frame.kind == "signal") & (frame.value == "sent")].name.tolist()
+                assert sent[0] == "video-answer"
+                assert set(frame.actor) <= {"callee", "user"}
+                # alice left: the server hung up the bot's call, which closed its peer connection
+                await asyncio.wait_for(bot.calls[0].done.wait(), 5)
+            finally:
+                if pc is not None:
+                    await pc.close()
+                for t in tracks:
+                    t.stop()
+                await bot.stop()
+
+    run(main, timeout=40)
