@@ -8,7 +8,7 @@ every event, ``performance.now()`` times) and writes rows in the vocabulary of
 and join the run's frame on the run's clock. The clock offset between
 ``performance.now()`` and the trace is measured by ping-pong over the bridge
 (the sample with the shortest round trip wins) and recorded: a ``call`` row
-``clock-sync`` of the browser's actor (``detail``: offset and round trip) and
+``clock-sync`` of the browser's actor at time zero (``detail``: offset and round trip) and
 ``frame.attrs["meta"]["browser_clock"]``.
 
 Signaling goes through the run's :class:`rtclab.Channel`: the page's
@@ -55,6 +55,7 @@ __all__ = [
     "isolated_command",
     "launch",
     "make_internals_dump",
+    "tabs_on_server",
 ]
 
 #: Command-line switches of every browser rtclab starts (Playwright adds an empty profile).
@@ -417,9 +418,12 @@ const FLOWS = {
         await pc.setLocalDescription(await pc.createAnswer());
         send({type: "video-answer", target: OTHER, sdp: pc.localDescription});
         while (waiting.length) await pc.addIceCandidate(waiting.shift());
+        row("user", "prompt", "answer");   // the phone rings while ICE and DTLS connect
         setTimeout(async () => {
           row("user", "click", "answer");
-          if (video) await video.sender.replaceTrack(stream.getVideoTracks()[0]);
+          if (!video) return;
+          try { await video.sender.replaceTrack(stream.getVideoTracks()[0]); row("call", "replaceTrack", "ok", "", "video"); }
+          catch (err) { row("call", "replaceTrack", "error", "", `${err.name}: ${err.message}`); row("error", "replaceTrack", err.name, "", err.message); }
         }, delay);
       } else if (msg.type === "new-ice-candidate") {
         await addCandidate(msg.candidate);
@@ -446,11 +450,11 @@ class BrowserSide:
     flow on :meth:`start`. Use as ``async with BrowserSide(...) as side``.
     """
 
-    def __init__(self, browser: Any, actor: str, trace: Trace, endpoint: Any = None, *, query: dict[str, Any] | None = None) -> None:
+    def __init__(self, browser: Any, actor: str, trace: Trace | None = None, endpoint: Any = None, *, query: dict[str, Any] | None = None) -> None:
         self.browser = browser
         self.actor = actor
         self.other = "callee" if actor == "caller" else "caller"
-        self.trace = trace
+        self.trace = trace if trace is not None else Trace()
         self.endpoint = endpoint
         self.query = query or {}
         self.offset_ms: float | None = None
@@ -489,6 +493,17 @@ class BrowserSide:
         if self.endpoint is not None:
             self.endpoint.on_message(self._deliver)
         return self
+
+    def bind(self, trace: Trace, endpoint: Any = None) -> None:
+        """Record into ``trace`` from now on (the measured offset is carried over) and signal through ``endpoint``."""
+        before, after = self.trace.now_ms(), trace.now_ms()  # one instant on both clocks
+        if self.offset_ms is not None:
+            self.offset_ms = round(self.offset_ms + (before - after), 3)
+        self.trace = trace
+        trace.record(self.actor, "call", "clock-sync", "ok", detail=f"performance.now() - t_ms = {self.offset_ms} ms (round trip {self.rtt_ms} ms)")
+        if endpoint is not None:
+            self.endpoint = endpoint
+            endpoint.on_message(self._deliver)
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
@@ -551,6 +566,9 @@ class BrowserSide:
             ref = f"{self.actor}:{value}"
         if kind == "state":
             self.states[str(name)] = str(value)
+        if kind == "user":  # the person in front of the page, as rtclab.lab.User records it
+            self.trace.record("user", "user", str(name), str(value), detail=self.actor, t_ms=max(t_ms, 0.0))
+            return
         self.trace.record(self.actor, str(kind), str(name), str(value), prev=str(prev), ref=ref, detail=str(detail), t_ms=max(t_ms, 0.0))
 
     async def sync_clock(self, samples: int = 12) -> None:
@@ -568,7 +586,6 @@ class BrowserSide:
                 best = (t_page - (t1 + t2) / 2.0, rtt)
         assert best is not None
         self.offset_ms, self.rtt_ms = round(best[0], 3), round(best[1], 3)
-        self.trace.record(self.actor, "call", "clock-sync", "ok", detail=f"performance.now() - t_ms = {self.offset_ms} ms (round trip {self.rtt_ms} ms)")
 
     def _deliver(self, message: dict[str, Any]) -> Any:
         return self._ws.send(json.dumps({"op": "deliver", "message": message}))
@@ -621,18 +638,21 @@ async def arun_browser(
          "loss": loss, "reorder": reorder, "seed": seed, "answer_delay_ms": answer_delay_ms, "deadline_s": deadline_s,
          "browser": browser_side}
     t0 = time.perf_counter()
-    trace = Trace()  # replaced once the browser is up: time zero is the page's start, not the launch
+    trace = Trace()  # replaced once the page is up: time zero is the call, not the browser launch
     channel: Any = None
     app: Any = None
     user: Any = None
+    error: BaseException | None = None
+    clock: dict[str, Any] = {}
+    task: asyncio.Task[Any] | None = None
     try:
         async with launch() as browser:
-            trace = Trace()
-            channel = Channel(trace, latency_ms=signaling_latency_ms, jitter_ms=jitter_ms, loss=loss, reorder=reorder, seed=seed)
-            user = lab.User(py_side, trace, answer_delay_ms=answer_delay_ms)
-            app = lab.App(py_side, trace, channel.endpoint(py_side), user, peer_options={"ice_servers": [], "candidate_interval_ms": 5.0})
-            async with BrowserSide(browser, browser_side, trace, channel.endpoint(browser_side),
-                                   query={"answer_delay_ms": answer_delay_ms}) as side:
+            async with BrowserSide(browser, browser_side, query={"answer_delay_ms": answer_delay_ms}) as side:
+                trace = Trace()  # time zero: the page is loaded and its clock measured
+                channel = Channel(trace, latency_ms=signaling_latency_ms, jitter_ms=jitter_ms, loss=loss, reorder=reorder, seed=seed)
+                side.bind(trace, channel.endpoint(browser_side))
+                user = lab.User(py_side, trace, answer_delay_ms=answer_delay_ms)
+                app = lab.App(py_side, trace, channel.endpoint(py_side), user, peer_options={"ice_servers": [], "candidate_interval_ms": 5.0})
                 clock = {"offset_ms": side.offset_ms, "rtt_ms": side.rtt_ms}
                 code = spec.caller if py_side == "caller" else spec.callee
                 if py_side == "callee":
@@ -648,7 +668,9 @@ async def arun_browser(
                 end = loop.time() + deadline_s
                 while loop.time() < end:
                     py_state = app.peers[-1].connectionState if app.peers else "new"
-                    if py_state == "connected" and side.states.get("connectionState") == "connected":
+                    frames = {r[1] for r in trace.rows if r[2] == "media" and r[3] == "first-frame"}
+                    if (py_state == "connected" and side.states.get("connectionState") == "connected"
+                            and frames >= {"caller", "callee"}):
                         await asyncio.sleep(hold_s)
                         break
                     if py_state in ("failed", "closed") or side.states.get("connectionState") == "failed":
@@ -916,6 +938,77 @@ async def make_internals_dump(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------
+# Browser tabs on `rtclab serve`: the workshop setting
+# --------------------------------------------------------------------------------------
+
+
+
+async def tabs_on_server(*, timeout_s: float = 20.0) -> dict[str, Any]:
+    """Chromium tabs on a :class:`rtclab.server.SignalingServer` with its bot (the workshop setting).
+
+    ``alice`` calls the bot; a second tab asking for ``alice`` becomes
+    ``alice1``; ``bob`` calls ``alice1``; ``bob`` then tries to send as
+    ``alice``; finally ``alice``'s tab closes. Returns what each saw.
+    """
+    from .server import Bot, SignalingServer
+
+    out: dict[str, Any] = {}
+
+    async def until(page: Any, expr: str, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while not await page.evaluate(expr):
+            if loop.time() > end:
+                raise TimeoutError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    async with SignalingServer(port=0) as server:
+        bot = Bot(server, "bot", answer_delay_ms=100)
+        await bot.start()
+        try:
+            async with launch() as browser:
+                context = await browser.new_context()
+                try:
+                    pages: dict[str, Any] = {}
+                    for name in ("alice", "bob", "alice"):
+                        page = await context.new_page()
+                        # the server's own page (http://localhost: a secure context, camera allowed)
+                        await page.goto(f"http://localhost:{server.port}/?name={name}", timeout=15000)
+                        await until(page, "state.name !== null && state.users.includes(state.name)", f"{name} registered")
+                        pages[await page.evaluate("state.name")] = page
+                    out["names"] = sorted(pages)
+                    out["users"] = sorted(server.users())
+                    alice, bob = pages["alice"], pages["bob"]
+                    await alice.evaluate("call('bot')")
+                    await until(alice, "connection() === 'connected'", "alice connected to the bot")
+                    for _ in range(int(timeout_s * 50)):
+                        if bot.calls and "first-frame" in set(bot.frame().name):
+                            break
+                        await asyncio.sleep(0.02)
+                    frame = bot.frame()
+                    out["bot_states"] = frame[(frame.kind == "state") & (frame.name == "connectionState")].value.tolist()
+                    out["bot_first_frame"] = bool((frame.name == "first-frame").any())
+                    await bob.evaluate("call('alice1')")
+                    await until(bob, "connection() === 'connected'", "bob connected to alice1")
+                    await until(pages["alice1"], "connection() === 'connected'", "alice1 connected to bob")
+                    out["bob_alice1"] = [await bob.evaluate("connection()"), await pages["alice1"].evaluate("connection()")]
+                    await bob.evaluate("sendToServer({type: 'video-offer', name: 'alice', target: 'bot', sdp: {type: 'offer', sdp: 'v=0'}})")
+                    await until(bob, "state.errors.some(e => e.error === 'identity')", "bob's spoof refused")
+                    out["bob_errors"] = await bob.evaluate("state.errors")
+                    out["alice_errors"] = await alice.evaluate("state.errors")
+                    out["bot_calls"] = len(bot.calls)
+                    await alice.close()  # the tab goes away: the server hangs up the bot's call
+                    await asyncio.wait_for(bot.calls[0].done.wait(), 10)
+                    out["bot_hung_up"] = True
+                    out["server_log"] = server.log
+                finally:
+                    await context.close()
+        finally:
+            await bot.stop()
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # Command line (used by the tests inside a loopback-only namespace)
 # --------------------------------------------------------------------------------------
 
@@ -933,7 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--plot", default=None, help="also draw rtclab.plots.sequence to this PNG")
     c = sub.add_parser("crosscheck", help="the emulation cross-check; writes JSON")
     d = sub.add_parser("dump", help="make a real chrome://webrtc-internals dump")
-    for p in (r, c, d):
+    t = sub.add_parser("tabs", help="two tabs on rtclab serve: call the bot and each other; writes JSON")
+    for p in (r, c, d, t):
         p.add_argument("--out", required=True)
         p.add_argument("--loopback", action="store_true", help="let aioice gather 127.0.0.1 (loopback-only namespace)")
     ns = ap.parse_args(argv)
@@ -958,8 +1052,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["plot"] = ns.plot
         out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
         print(json.dumps(summary, default=str))
-    elif ns.cmd == "crosscheck":
-        result = asyncio.run(crosscheck())
+    elif ns.cmd in ("crosscheck", "tabs"):
+        result = asyncio.run(crosscheck() if ns.cmd == "crosscheck" else tabs_on_server())
         out.write_text(json.dumps(result, indent=1, default=str))
         print(json.dumps(result, default=str))
     else:

@@ -302,13 +302,16 @@ async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNe
     }
     users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
     apps = {a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options) for a in ("caller", "callee")}
+    loop = asyncio.get_running_loop()
     watcher = _Watcher(trace, apps, channel, spec, hold_s=float(p["hold_s"]))
     if net is not None and p["cut_at_s"] is not None:
-        net.cut(float(p["cut_at_s"]), peers_only=True)  # keep STUN/TURN reachable: only the call's path breaks
+        cut_at = float(p["cut_at_s"])
+        net.cut(cut_at, peers_only=True)  # keep STUN/TURN reachable: only the call's path breaks
+        loop.call_at(loop.time() + cut_at, lambda: trace.record(
+            "network", "net", "cut", "path cut", detail="from now on every packet between the two hosts is dropped"))
     if hooks is not None:  # the call panel: live rows, real clicks, hang-up
         hooks.attach(trace, users)
         watcher.stop = hooks.stop_event()
-    loop = asyncio.get_running_loop()
     before = asyncio.all_tasks()
     app_tasks: list[asyncio.Task[Any]] = []
     try:
@@ -405,6 +408,8 @@ class _Watcher:
     async def wait(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         while not self.done():
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]  # Python 3.11's wait_for may swallow a cancel
+                raise asyncio.CancelledError
             if self.stop is not None and self.stop.is_set():
                 self.trace.record("user", "user", "click", "hangup", detail="caller")
                 return

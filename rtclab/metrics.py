@@ -79,6 +79,9 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
         if missing:
             return "no-media", "connected, but no frame received: " + ", ".join(sorted(missing))
         return "connected", "media flows both ways" if all((tracks["actor"] == a).any() for a in SIDES) else "media flows one way"
+    hangup = df[(df["kind"] == "user") & (df["name"] == "click") & (df["value"] == "hangup")]
+    if len(hangup):
+        return "failed", "hung up by the user before the call connected"
     if _nothing_negotiated(df):
         return "no-media", "nothing to negotiate: the offer was created before any track was added"
     api_errors = errors[~errors["name"].isin(["deadline", "runner"])]

@@ -491,7 +491,8 @@ class Peer:
                 self._error(f"on{event}", exc)
                 continue
             if asyncio.iscoroutine(result):
-                self._spawn(self._guard(f"on{event}", result))
+                task = self._spawn(self._guard(f"on{event}", result))
+                task.add_done_callback(lambda _t, c=result: c.close())  # never started (cancelled first): no "never awaited" warning
 
     async def _guard(self, where: str, coro: Awaitable[Any]) -> None:
         try:
@@ -938,14 +939,15 @@ class Peer:
 
     async def addIceCandidate(self, candidate: dict[str, Any] | None = None) -> None:
         """Add a remote candidate; ``None`` or ``{"candidate": ""}`` is end-of-candidates."""
-        line = ""
+        line: Any = ""
         if isinstance(candidate, dict):
-            line = candidate.get("candidate") or ""
-        ref = self.trace.find_candidate_ref(line) if isinstance(line, str) and line else ("" if candidate is not None and line else self._remote_end_ref())
+            line = candidate.get("candidate")
+            line = "" if line is None else line  # (0 or False is not end-of-candidates: a TypeError below)
+        ref = self.trace.find_candidate_ref(line) if isinstance(line, str) and line else ("" if candidate is not None and line != "" else self._remote_end_ref())
         try:
             if candidate is not None and not isinstance(candidate, dict):
                 raise TypeError(f"candidate must be a dict (RTCIceCandidateInit) or None, not {type(candidate).__name__}")
-            if line and not isinstance(line, str):
+            if not isinstance(line, str):
                 raise TypeError(f"candidate.candidate must be a string, not {type(line).__name__}")
             if line and candidate is not None and candidate.get("sdpMid") is None and candidate.get("sdpMLineIndex") is None:
                 raise TypeError("Failed to execute 'addIceCandidate': Candidate missing values for both sdpMid and sdpMLineIndex")

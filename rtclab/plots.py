@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -212,7 +213,20 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float] = PROJECTOR_FIGSIZE)
         return ax
     with plt.rc_context(_RC):
         _fig, new = plt.subplots(figsize=figsize, layout="constrained")
+        interactive = matplotlib.is_interactive()
+    _keep_interactive(interactive)
     return new
+
+
+def _keep_interactive(interactive: bool) -> None:
+    """Undo rc_context's reset of interactive mode.
+
+    The notebook's inline backend switches interactive mode on when pyplot
+    first loads it, which may happen inside our ``rc_context``; leaving the
+    context would switch it off again and no later figure would show.
+    """
+    if interactive and not matplotlib.is_interactive():
+        matplotlib.interactive(True)
 
 
 def _time_limits(df: pd.DataFrame) -> tuple[float, float]:
@@ -1347,10 +1361,12 @@ def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None, tim
     2
     """
     with plt.rc_context(_RC):
+        interactive = matplotlib.is_interactive()
         fig, (top, bottom) = plt.subplots(
             2, 1, sharex=True, figsize=figsize or (14.0, 11.0), layout="constrained",
             gridspec_kw={"height_ratios": [3, 2]},
         )
+    _keep_interactive(interactive or matplotlib.is_interactive())
     sequence(data, ax=top, time_scale=time_scale)
     states(data, ax=bottom, time_scale=time_scale)
     top.set_xlabel("")

@@ -20,6 +20,11 @@ message               meaning
                       (``{"type": "error", "error": code, "text", "refused"}``)
 ====================  =========================================================
 
+``GET /`` (no WebSocket upgrade) serves a minimal tab page
+(:data:`TAB_PAGE`, ``?name=you``) that speaks this protocol, calls (click a
+user) and answers at once; from another machine a camera needs HTTPS, so
+open it on ``localhost`` or behind an HTTPS proxy.
+
 Unlike the sample, the server is strict where a workshop needs it:
 
 * identity is bound to the connection: the server stamps ``name`` (and ``id``)
@@ -49,6 +54,7 @@ import contextlib
 import itertools
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +62,7 @@ import pandas as pd
 
 from .trace import Trace
 
-__all__ = ["DEFAULT_PORT", "Bot", "BotCall", "SignalingServer", "serve"]
+__all__ = ["DEFAULT_PORT", "TAB_PAGE", "Bot", "BotCall", "SignalingServer", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,76 @@ class _Client:
             await self.ws.send(json.dumps(message))
 
 
+TAB_PAGE = r"""<!doctype html>
+<html><head><meta charset="utf-8"><title>rtclab tab</title></head><body>
+<h1>rtclab tab</h1>
+<p>Open as <code>http://localhost:6503/?name=you</code> (a camera needs localhost or https). Users (click to call):</p>
+<div id="users"></div><p id="status"></p>
+<video id="remote" autoplay muted playsinline width="320"></video>
+<script>
+"use strict";
+// A tab of the workshop: talks the MDN sample's protocol to `rtclab serve`, calls and answers.
+const params = new URLSearchParams(location.search);
+const socket = new WebSocket(params.get("server") || `ws://${location.host}/`, "json");
+const config = {iceServers: []};
+const state = window.state = {name: null, id: null, users: [], errors: [], received: [], pc: null, peer: null};
+const waiting = [];
+const sendToServer = window.sendToServer = (msg) => socket.send(JSON.stringify(msg));
+async function camera() { return navigator.mediaDevices.getUserMedia({video: true, audio: false}); }
+function newPC(peer) {
+  const pc = state.pc = new RTCPeerConnection(config);
+  state.peer = peer;
+  pc.onicecandidate = (e) => sendToServer({type: "new-ice-candidate", target: peer, candidate: e.candidate});
+  pc.ontrack = (e) => { document.getElementById("remote").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  return pc;
+}
+async function flush() { while (waiting.length) await state.pc.addIceCandidate(waiting.shift()); }
+window.call = async (peer) => {
+  const stream = await camera();
+  const pc = newPC(peer);
+  pc.onnegotiationneeded = async () => {
+    await pc.setLocalDescription(await pc.createOffer());
+    sendToServer({type: "video-offer", name: state.name, target: peer, sdp: pc.localDescription});
+  };
+  for (const t of stream.getTracks()) pc.addTrack(t, stream);
+};
+socket.onmessage = async (event) => {
+  const msg = JSON.parse(event.data);
+  state.received.push(msg.type);
+  try {
+    if (msg.type === "id") {
+      state.id = msg.id;
+      sendToServer({type: "username", name: (params.get("name") || "guest"), id: msg.id, date: Date.now()});
+    } else if (msg.type === "rejectusername") state.name = msg.name;
+    else if (msg.type === "userlist") {
+      state.users = msg.users; if (state.name === null) state.name = (params.get("name") || "guest");
+      const box = document.getElementById("users"); box.textContent = "";
+      for (const user of msg.users) {
+        const button = document.createElement("button"); button.textContent = user; button.disabled = user === state.name;
+        button.onclick = () => window.call(user); box.appendChild(button);
+      }
+    }
+    else if (msg.type === "error") state.errors.push(msg);
+    else if (msg.type === "video-offer") {          // answer at once, queue early candidates
+      const stream = await camera();
+      const pc = newPC(msg.name);
+      await pc.setRemoteDescription(msg.sdp);
+      for (const t of stream.getTracks()) pc.addTrack(t, stream);
+      await pc.setLocalDescription(await pc.createAnswer());
+      sendToServer({type: "video-answer", name: state.name, target: msg.name, sdp: pc.localDescription});
+      await flush();
+    } else if (msg.type === "video-answer") { await state.pc.setRemoteDescription(msg.sdp); await flush(); }
+    else if (msg.type === "new-ice-candidate") {
+      if (!state.pc || !state.pc.remoteDescription) waiting.push(msg.candidate); else await state.pc.addIceCandidate(msg.candidate);
+    } else if (msg.type === "hang-up") { if (state.pc) state.pc.close(); state.pc = null; }
+  } catch (err) { state.errors.push({type: "page", error: err.name, text: err.message}); }
+};
+window.connection = () => state.pc ? state.pc.connectionState : "none";
+setInterval(() => { document.getElementById("status").textContent = `${state.name || "?"}: ${window.connection()} ${state.peer || ""}`; }, 250);
+</script></body></html>
+"""
+
+
 class SignalingServer:
     """The MDN-protocol signaling server (see the module docstring).
 
@@ -89,8 +165,9 @@ class SignalingServer:
     port, then ``server.port``); ``server.url`` is the WebSocket URL.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_message_bytes: int = 64 * 1024) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_message_bytes: int = 64 * 1024, page: bool = True) -> None:
         self.host = host
+        self.page = page
         self.port = port
         self.max_message_bytes = int(max_message_bytes)
         self.clients: dict[int, _Client] = {}
@@ -108,10 +185,23 @@ class SignalingServer:
 
         self._server = await ws_serve(
             self._connection, self.host, self.port, subprotocols=["json"], max_size=2**20,
-            select_subprotocol=_select_json,
+            select_subprotocol=_select_json, process_request=self._http,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def _http(self, connection: Any, request: Any) -> Any:
+        """Plain HTTP GET (no WebSocket upgrade): the tab page at ``/``, else 404."""
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            return None
+        if self.page and request.path.split("?")[0] in ("/", "/index.html"):
+            from websockets.datastructures import Headers
+            from websockets.http11 import Response
+
+            body = TAB_PAGE.encode()
+            return Response(200, "OK", Headers([("Content-Type", "text/html; charset=utf-8"),
+                                                ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]), body)
+        return connection.respond(404, "not found\n")
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -293,8 +383,10 @@ class Bot:
     :class:`rtclab.Peer` (default: no ICE servers, as the lab is offline).
     """
 
-    def __init__(self, server: SignalingServer, name: str = "bot", *, answer_delay_ms: float = 500.0, peer_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, server: SignalingServer, name: str = "bot", *, answer_delay_ms: float = 500.0,
+                 peer_options: dict[str, Any] | None = None, save_dir: str | None = None) -> None:
         self.server = server
+        self.save_dir = save_dir
         self.wanted = name
         self.answer_delay_ms = answer_delay_ms
         self.peer_options = {"ice_servers": [], **(peer_options or {})}
@@ -405,6 +497,15 @@ class Bot:
             return
         call.closed = True
         await call.app.close()
+        if self.save_dir:
+            from pathlib import Path
+
+            from .trace import save
+
+            n = self.calls.index(call) + 1
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in call.peer)[:40]
+            path = save(call.frame(), Path(self.save_dir) / f"bot-call-{n}-{safe}.csv", meta={"flow": "counteroffer", "peer": call.peer})
+            logger.info("call with %s saved to %s", call.peer, path)
         call.done.set()
 
     async def hang_up(self, peer: str) -> None:
@@ -421,10 +522,11 @@ def _short(message: dict[str, Any]) -> str:
     return _summary(message)
 
 
-async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, bot: str | None = "bot", answer_delay_ms: float = 500.0, ready: Any = None) -> None:
+async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, bot: str | None = "bot", answer_delay_ms: float = 500.0,
+                save_dir: str | None = None, ready: Any = None) -> None:
     """Run the server (and the bot) until cancelled; ``ready(server)`` is called once listening."""
     async with SignalingServer(host, port) as server:
-        b = Bot(server, bot, answer_delay_ms=answer_delay_ms) if bot else None
+        b = Bot(server, bot, answer_delay_ms=answer_delay_ms, save_dir=save_dir) if bot else None
         if b is not None:
             await b.start()
         try:
@@ -434,3 +536,42 @@ async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, bot: str |
         finally:
             if b is not None:
                 await b.stop()
+
+
+def add_arguments(parser: Any) -> None:
+    """The options of ``python -m rtclab serve`` (also ``python -m rtclab.server``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a workshop LAN)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}, the MDN sample's; 0: any free port)")
+    parser.add_argument("--bot", default="bot", help="the bot's user name (default 'bot')")
+    parser.add_argument("--no-bot", dest="bot", action="store_const", const=None, help="no bot user")
+    parser.add_argument("--answer-delay", type=float, default=500.0, dest="answer_delay_ms", help="bot's think time before its camera goes on, ms")
+    parser.add_argument("--save", default=None, dest="save_dir", help="write each bot call's frame as CSV into this folder when it ends")
+
+
+def run_from_args(ns: Any) -> int:
+    """Run the server from parsed arguments until Ctrl-C; prints one line once listening."""
+    def ready(server: SignalingServer) -> None:
+        bot = f", bot user {ns.bot!r}" if ns.bot else ""
+        print(f"rtclab serve: listening on {server.url} (subprotocol json){bot}; Ctrl-C stops", flush=True)
+
+    try:
+        asyncio.run(serve(ns.host, ns.port, bot=ns.bot, answer_delay_ms=ns.answer_delay_ms, save_dir=ns.save_dir, ready=ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # port taken, address not available
+        print(f"rtclab serve: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rtclab.server``: same as ``python -m rtclab serve``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rtclab serve", description="MDN-protocol signaling server with an aiortc bot")
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -61,6 +61,9 @@ def _app_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, AttributeError) and getattr(exc, "obj", 0) is None and getattr(exc, "name", None):
         # JavaScript: calling a method on null (e.g. a peer connection not created yet)
         return "TypeError", f"Cannot read properties of null (reading {exc.name!r}): {exc}"
+    if isinstance(exc, IndexError):
+        # JavaScript: list[i] past the end is undefined, and using it is a TypeError
+        return "TypeError", f"Cannot read properties of undefined (IndexError: {exc})"
     return error_name(exc), str(exc) or error_name(exc)
 
 
@@ -237,6 +240,7 @@ class Channel:
             return
         if asyncio.iscoroutine(result):
             task = asyncio.ensure_future(self._guard(receiver, ref, result))
+            task.add_done_callback(lambda _t, c=result: c.close())  # never started (cancelled first): no "never awaited" warning
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -169,21 +169,19 @@ class CallPanel:
         if not pd.isna(m["answer_to_media_ms"]):
             extra = f", answer→media {m['answer_to_media_ms']:.0f} ms"
         self._set_status(f"<b>{r.outcome}</b>: {r.reason}{extra}")
-        self.table.clear_output()
-        with self.table:
-            from IPython.display import display
+        # write into the Output widgets directly: displaying "into" them only works
+        # under a live kernel front end (nbval and scripts would get the output)
+        self.table.outputs = ()
+        self.table.append_display_data(r.table())
+        import matplotlib.pyplot as plt
+        from IPython.display import Image
 
-            display(r.table())
-        self.plot.clear_output()
-        with self.plot:
-            import matplotlib.pyplot as plt
-            from IPython.display import Image, display
-
-            fig = r.plot()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-            plt.close(fig)
-            display(Image(buf.getvalue()))
+        fig = r.plot()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        self.plot.outputs = ()
+        self.plot.append_display_data(Image(buf.getvalue()))
         return r
 
     def _on_row(self, row: tuple[Any, ...]) -> None:

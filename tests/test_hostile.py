@@ -80,6 +80,16 @@ async def outcome_of(trace: Trace, actor: str, name: str, aw: Awaitable[Any]) ->
     return "ok"
 
 
+SESSION_ONLY_SDP = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+
+
+def data_only_sdp() -> str:
+    """The real offer without its video section: valid, but with no media to put a camera on."""
+    head, *sections = offer_sdp().split("m=")
+    data = [sec for sec in sections if sec.startswith("application")][0]
+    return (head + "m=" + data).replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 1")
+
+
 @functools.lru_cache(maxsize=1)
 def offer_sdp() -> str:
     """A real offer (video + data channel) from a Peer, as an app would send it."""
@@ -278,6 +288,8 @@ def test_hostile_candidates_become_browser_errors(batch: list[Any], with_remote:
         ({"candidate": "candidate:1 1 udp 1 1.2.3.4 5000 typ host", "sdpMid": "7"}, "OperationError", "no media section"),
         ({"candidate": 5, "sdpMid": "0"}, "TypeError", "must be a string"),
         ({"candidate": ["x"], "sdpMid": "0"}, "TypeError", "must be a string"),
+        ({"candidate": 0, "sdpMid": "0"}, "TypeError", "must be a string"),  # regression: was end-of-candidates
+        ({"candidate": False, "sdpMid": "0"}, "TypeError", "must be a string"),
         ("candidate:1 1 udp 1 1.2.3.4 5000 typ host", "TypeError", "must be a dict"),
     ],
 )
@@ -429,7 +441,8 @@ MESSAGE_TYPE_NAMES = st.sampled_from(MESSAGE_TYPES) | st.sampled_from(["", "VIDE
 JSON_DESCRIPTIONS = st.one_of(
     JSON_VALUES,
     st.fixed_dictionaries({"type": st.sampled_from(["offer", "answer", "pranswer", "rollback", "x"]) | JSON_VALUES,
-                           "sdp": broken_sdps() | JUNK_TEXT.filter(lambda s: "\ud800" not in s) | JSON_VALUES}),
+                           "sdp": broken_sdps() | JUNK_TEXT.filter(lambda s: "\ud800" not in s) | JSON_VALUES
+                           | st.just(SESSION_ONLY_SDP) | st.builds(data_only_sdp)}),
 )
 JSON_CANDIDATES = st.one_of(
     JSON_VALUES,
@@ -554,3 +567,17 @@ def test_each_flow_survives_a_fixed_barrage(flow: str, flows_restored: Any) -> N
     r = bounded_run(spec.name, seed=1, deadline_s=15, answer_delay_ms=100)
     check_app_run(r)
     assert (r.events["kind"] == "error").any()  # the barrage is noticed, not swallowed wholesale
+
+
+@pytest.mark.parametrize("sdp", ["session-only", "data-only"])
+@pytest.mark.parametrize("flow", sorted(rtclab.FLOWS))
+def test_each_flow_survives_valid_descriptions_without_media(flow: str, sdp: str, flows_restored: Any) -> None:
+    """A valid offer and answer with no video section (session only, or data channel only) end as browser errors, not Python ones."""
+    text = SESSION_ONLY_SDP if sdp == "session-only" else data_only_sdp()
+    injections = [
+        (0, "caller", {"type": "video-offer", "sdp": {"type": "offer", "sdp": text}}),
+        (0, "callee", {"type": "video-answer", "sdp": {"type": "answer", "sdp": text}}),
+    ]
+    spec = hostile_flow(flow, injections)
+    flows_restored[spec.name] = spec
+    check_app_run(bounded_run(spec.name, seed=1, deadline_s=15, answer_delay_ms=100))  # (counteroffer: was IndexError)

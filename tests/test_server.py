@@ -208,7 +208,7 @@ def test_disconnect_hangs_up_calls():
     run(main)
 
 
-def test_python_peer_calls_the_bot(monkeypatch):
+def test_python_peer_calls_the_bot(monkeypatch, tmp_path):
     """A Python tab using rtclab.Peer calls the aiortc bot over the server; both ends connect, the bot's frame shows it."""
     import aioice.ice
 
@@ -221,7 +221,7 @@ def test_python_peer_calls_the_bot(monkeypatch):
 
     async def main() -> None:
         async with server_running() as server:
-            bot = Bot(server, "bot", answer_delay_ms=50)
+            bot = Bot(server, "bot", answer_delay_ms=50, save_dir=str(tmp_path))
             await bot.start()
             pc = None
             tracks = media.getUserMedia(video=True)
@@ -266,6 +266,10 @@ def test_python_peer_calls_the_bot(monkeypatch):
                 assert set(frame.actor) <= {"callee", "user"}
                 # alice left: the server hung up the bot's call, which closed its peer connection
                 await asyncio.wait_for(bot.calls[0].done.wait(), 5)
+                from rtclab.trace import load
+
+                saved = load(tmp_path / "bot-call-1-alice.csv")
+                assert saved.attrs["meta"]["peer"] == "alice" and "connected" in set(saved.value)
             finally:
                 if pc is not None:
                     await pc.close()
@@ -274,3 +278,55 @@ def test_python_peer_calls_the_bot(monkeypatch):
                 await bot.stop()
 
     run(main, timeout=40)
+
+
+def test_command_line_serves_with_bot(tmp_path):
+    """`python -m rtclab.server --port 0` prints its URL, lists the bot, and stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "rtclab.server", "--port", "0", "--save", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        async def main() -> None:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
+            m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+            assert m, line
+            server = SignalingServer(port=int(m.group(1)))  # only for its url
+            async with tab(server, "alice") as a:
+                while "bot" not in (await a.recv("userlist"))["users"]:
+                    pass
+
+        run(main)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_http_get_serves_the_tab_page():
+    """A plain GET / returns the tab page (which speaks the protocol); other paths are 404."""
+    import urllib.error
+    import urllib.request
+
+    async def main() -> None:
+        async with server_running() as server:
+            def fetch(path: str) -> tuple[int, str]:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5) as resp:
+                        return resp.status, resp.read().decode()
+                except urllib.error.HTTPError as exc:
+                    return exc.code, ""
+
+            status, body = await asyncio.to_thread(fetch, "/?name=alice")
+            assert status == 200 and 'new WebSocket(' in body and '"json"' in body
+            assert (await asyncio.to_thread(fetch, "/nope"))[0] == 404
+
+    run(main)

@@ -27,7 +27,10 @@ CELLS = [
     md("""
     ## The fix in code
 
-    Read the callee's half below from the top. When a `video-offer` arrives the page,
+    The listing below starts with the small helpers the flows share (forwarding
+    candidates, offering on `negotiationneeded`, and `CandidateQueue`), then the
+    caller's half and the callee's half. Read the callee's half first. When a
+    `video-offer` arrives the page,
     *before* asking its user anything:
 
     1. creates the peer connection and starts forwarding its own candidates,
@@ -179,9 +182,12 @@ CELLS = [
     """),
     md("""
     Why no end-of-candidates? A reordering channel can deliver the end-of-candidates
-    message before the last candidate, and a browser is allowed to refuse a candidate
-    that comes after it (rtclab's emulated browser does, with an `OperationError`).
-    Leaving it out costs nothing here: ICE simply keeps listening for more candidates.
+    message before the last candidate. The specification leaves open what a browser
+    does with a candidate that comes after it (Chrome accepts it); rtclab's emulated
+    peer refuses it with an `OperationError`, the strict reading. Leaving
+    end-of-candidates out avoids the question, and costs nothing while the call
+    connects: ICE simply keeps listening for more candidates. (Notebook 08 shows what
+    it costs when the call can't connect.)
 
     ## Summary
 

@@ -98,10 +98,11 @@ CELLS = [
     with signaling. How much that overlap saves depends on *when* the peer lets the
     description go: a browser resolves `setLocalDescription` at once and gathers
     afterwards, while aiortc gathers inside `setLocalDescription`. Check the README's
-    "rtclab vs a browser" table (row *gathering vs `setLocalDescription`*) to see how
-    the version of rtclab you are running treats this; the numbers above are what it
-    measures, and a browser may give trickle ICE a larger lead, especially when
-    gathering is slow (a distant STUN server, a TURN allocation).
+    "rtclab vs a browser" table (row *when `setLocalDescription` resolves*) for how
+    the version of rtclab you are running emulates this; the numbers above are what
+    it measures. A browser, which also trickles each server-reflexive or relay
+    candidate as soon as its server answers, may give trickle ICE a larger lead,
+    especially when gathering is slow (a distant STUN server, a TURN allocation).
 
     Trickle ICE pays for its speed with more messages and more code (handlers for
     candidates, a queue for early ones, see notebooks 03 and 05). Vanilla ICE is

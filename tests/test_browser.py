@@ -1,0 +1,206 @@
+"""Tests of rtclab.browser: headless Chromium as one side of a call, and the emulation cross-check.
+
+Each browser scenario runs once per module in a child process
+(``python -m rtclab.browser ... --loopback``) inside a loopback-only network
+namespace (``unshare -n``), so no packet leaves the machine; the child has a
+hard timeout and its whole process group is killed on expiry. Where Chromium,
+Playwright or namespaces are missing the tests skip, saying how to enable them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from rtclab import browser, plots  # noqa: E402
+from rtclab.trace import load  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _need_browser() -> None:
+    reason = browser.availability()
+    if reason:
+        pytest.skip(reason)
+
+
+def _child(args: list[str], out: Path) -> None:
+    proc = browser.run_isolated([*args, "--loopback", "--out", str(out)], timeout=CHILD_TIMEOUT_S, cwd=str(ROOT))
+    if proc.returncode != 0:
+        raise AssertionError(f"browser child failed ({proc.returncode}): {' '.join(args)}\n{proc.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The browser calls, each run once: name -> (frame, summary)."""
+    _need_browser()
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
+    base = tmp_path_factory.mktemp("browser")
+    for name, args in (("browser-caller", ["run", "basic", "--browser", "caller"]),
+                       ("browser-callee", ["run", "basic", "--browser", "callee"]),
+                       ("counteroffer", ["run", "counteroffer", "--browser", "callee"])):
+        _child(args, base / name)
+        out[name] = (load(base / f"{name}.csv"), json.loads((base / f"{name}.json").read_text()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cross(tmp_path_factory) -> dict[str, Any]:
+    """The cross-check results: {"chromium": {...}, "peer": {...}}."""
+    _need_browser()
+    path = tmp_path_factory.mktemp("crosscheck") / "crosscheck.json"
+    _child(["crosscheck"], path)
+    return json.loads(path.read_text())
+
+
+def _states(df, actor, name):
+    return df[(df.actor == actor) & (df.kind == "state") & (df.name == name)].value.tolist()
+
+
+def _browser_rows(df, actor):
+    """Rows written by the page's recorder (the browser says {"iceServers":[]} when constructing)."""
+    made = df[(df.actor == actor) & (df.name == "RTCPeerConnection")]
+    return made.detail.str.startswith("{").all() and len(made) == 1
+
+
+def test_availability_says_how_to_enable(monkeypatch):
+    """Without Chromium the skip reason names what to install."""
+    monkeypatch.setenv("RTCLAB_CHROMIUM", "/nonexistent/chromium")
+    reason = browser.availability()
+    assert reason is not None and "apt-get install chromium" in reason and "playwright" in reason.lower()
+
+
+@pytest.mark.parametrize("name, browser_side", [("browser-caller", "caller"), ("browser-callee", "callee")])
+def test_basic_call_browser_and_aiortc(calls, name, browser_side):
+    """A basic call between Chromium and Peer connects both ways, rows from both in one frame, and plots.sequence draws it."""
+    df, summary = calls[name]
+    py_side = "callee" if browser_side == "caller" else "caller"
+    assert summary["outcome"] == "connected", summary
+    assert _browser_rows(df, browser_side) and not _browser_rows(df, py_side)
+    for side in ("caller", "callee"):
+        assert _states(df, side, "connectionState")[:2] == ["connecting", "connected"]
+        assert "first-frame" in set(df[df.actor == side].name)
+    assert _states(df, browser_side, "iceConnectionState")[:2] == ["checking", "connected"]  # Chromium
+    assert _states(df, py_side, "iceConnectionState")[:2] == ["checking", "completed"]  # aiortc
+    assert df.t_ms.is_monotonic_increasing
+    assert plots.sequence(df) is not None and plots.states(df) is not None
+
+
+def test_candidates_and_messages_link_across_browser_and_peer(calls):
+    """Each candidate the browser gathers keeps its ref through the channel to Peer's addIceCandidate."""
+    df, _ = calls["browser-caller"]
+    gathered = df[(df.actor == "caller") & (df.kind == "ice") & (df.value == "gathered")]
+    added = df[(df.actor == "callee") & (df.kind == "ice") & (df.value == "added")]
+    assert len(gathered) >= 1 and set(gathered.ref) <= set(added.ref)
+    assert "caller:end" in set(added.ref)  # the browser's null candidate became end-of-candidates
+    sent = df[(df.kind == "signal") & (df.value == "sent")]
+    delivered = df[(df.kind == "signal") & (df.value == "delivered")]
+    assert set(sent.ref) == set(delivered.ref)
+
+
+@pytest.mark.parametrize("name, browser_side", [("browser-caller", "caller"), ("browser-callee", "callee")])
+def test_browser_clock_is_aligned(calls, name, browser_side):
+    """The measured offset puts browser rows in causal order with the Python rows around them."""
+    df, summary = calls[name]
+    clock = summary["meta"]["browser_clock"]
+    rtt = float(clock["rtt_ms"])
+    assert rtt < 50
+    assert df.iloc[0]["name"] == "clock-sync" and df.iloc[0]["actor"] == browser_side
+    tol = rtt + 2.0  # the offset is known to within half a round trip; page timers are coarsened to 0.1 ms
+    local = "setLocalDescription"
+    first_sent = df[(df.actor == browser_side) & (df.kind == "signal") & (df.value == "sent")].t_ms.min()
+    sld = df[(df.actor == browser_side) & (df.name == local) & (df.kind == "call")].t_ms.min()
+    assert sld <= first_sent + tol  # the page sends its description after setting it
+    delivered = df[(df.actor == browser_side) & (df.kind == "signal") & (df.value == "delivered")].t_ms.min()
+    srd = df[(df.actor == browser_side) & (df.name == "setRemoteDescription") & (df.kind == "call")].t_ms.min()
+    assert delivered <= srd + tol  # and applies a remote description after it arrived
+
+
+def test_counteroffer_browser_callee(calls):
+    """The page's counteroffer callee answers at once and sends its camera only after the user's Answer."""
+    df, summary = calls["counteroffer"]
+    assert summary["outcome"] == "connected", summary
+    answer_sent = df[(df.actor == "callee") & (df.name == "video-answer") & (df.value == "sent")].t_ms.iloc[0]
+    click = df[(df.kind == "user") & (df.name == "click") & (df.value == "answer")].t_ms.iloc[0]
+    media_at_caller = df[(df.actor == "caller") & (df.name == "first-frame")].t_ms.iloc[0]
+    assert answer_sent < click < media_at_caller
+    assert df[(df.actor == "callee") & (df.name == "replaceTrack")].value.tolist() == ["ok"]
+
+
+# --- the emulation cross-check: the same steps on Chromium and on Peer ---------------------------
+
+
+def test_crosscheck_negotiationneeded_coalesced(cross):
+    """Two addTrack calls in one go fire negotiationneeded once, in Chromium and in Peer."""
+    assert cross["chromium"]["negotiationneeded_count"] == cross["peer"]["negotiationneeded_count"] == 1
+
+
+def test_crosscheck_icecandidate_sequence_ends_with_null(cross):
+    """The icecandidate events are candidates then exactly one null, and setLocalDescription's SDP carries none."""
+    for side in ("chromium", "peer"):
+        seq = cross[side]["icecandidate_sequence"]
+        assert seq[-1] == "null" and seq.count("null") == 1 and seq[0] == "candidate", (side, seq)
+        assert cross[side]["sld_candidates_in_sdp"] == 0
+
+
+def test_crosscheck_early_addicecandidate_error(cross):
+    """addIceCandidate before a remote description rejects with InvalidStateError and the same message."""
+    chromium, peer = cross["chromium"]["early_add"], cross["peer"]["early_add"]
+    assert chromium["name"] == peer["name"] == "InvalidStateError"
+    assert chromium["message"] == peer["message"]
+
+
+def test_crosscheck_implicit_rollback(cross):
+    """A remote offer in have-local-offer succeeds (implicit rollback) and can be answered, in both."""
+    for side in ("chromium", "peer"):
+        r = cross[side]["implicit_rollback"]
+        assert r["ok"] and r["before"] == "have-local-offer" and r["after"] == "have-remote-offer", (side, r)
+        assert r["answer_after"] == "stable"
+
+
+def test_crosscheck_operations_chain(cross):
+    """addIceCandidate issued while setRemoteDescription is pending waits for it and succeeds, in both."""
+    expected = ["setRemoteDescription:ok", "addIceCandidate:ok"]
+    assert cross["chromium"]["operations_chain"] == cross["peer"]["operations_chain"] == expected
+
+
+# --- the workshop: browser tabs on rtclab serve ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tabs(tmp_path_factory) -> dict[str, Any]:
+    """Three Chromium tabs on the MDN-protocol server with its bot, run once."""
+    _need_browser()
+    path = tmp_path_factory.mktemp("tabs") / "tabs.json"
+    _child(["tabs"], path)
+    return json.loads(path.read_text())
+
+
+def test_tabs_call_the_bot_and_each_other(tabs):
+    """Tabs from the server's page register (a taken name becomes alice1), call the bot and each other."""
+    assert tabs["names"] == ["alice", "alice1", "bob"] and tabs["users"] == ["alice", "alice1", "bob", "bot"]
+    assert tabs["bot_states"][:2] == ["connecting", "connected"] and tabs["bot_first_frame"]
+    assert tabs["bob_alice1"] == ["connected", "connected"]
+    assert tabs["alice_errors"] == []
+
+
+def test_tab_cannot_send_as_another_user(tabs):
+    """A page sending with another user's name is refused with an identity error; closing a tab hangs up its call."""
+    (err,) = tabs["bob_errors"]
+    assert err["error"] == "identity" and err["refused"] == "video-offer"
+    assert tabs["bot_hung_up"] and tabs["bot_calls"] == 1
