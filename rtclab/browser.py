@@ -55,6 +55,7 @@ __all__ = [
     "isolated_command",
     "launch",
     "make_internals_dump",
+    "jupyterlab_call",
     "tabs_on_server",
 ]
 
@@ -260,6 +261,7 @@ socket.onmessage = async (event) => {
   } else if (msg.op === "start") {
     try { await FLOWS[msg.flow](); document.getElementById("status").textContent = "running " + msg.flow; }
     catch (err) { row("error", "app", err.name || "Error", "", String(err.message || err)); }
+    bridge({op: "started", flow: msg.flow});   // the page listens: the other side may start
   }
 };
 // a row: [performance.now(), kind, name, value, prev, detail, hint] (hint: a candidate line, for refs)
@@ -370,7 +372,7 @@ function sendCandidates(pc) {
 const FLOWS = {
   // basic: offer on negotiationneeded, answer on offer, candidates trickled both ways
   async "basic-caller"() {
-    const stream = await camera();
+    const cam = camera();
     const pc = window.pc = new RTCPeerConnection(config);
     sendCandidates(pc);
     pc.onnegotiationneeded = async () => {
@@ -381,16 +383,18 @@ const FLOWS = {
       if (msg.type === "video-answer") await pc.setRemoteDescription(msg.sdp);
       else if (msg.type === "new-ice-candidate") await pc.addIceCandidate(msg.candidate);
     });
+    const stream = await cam;
     for (const track of stream.getTracks()) pc.addTrack(track, stream);
   },
   async "basic-callee"() {
-    const stream = await camera();
+    const cam = camera();   // asked for at once, awaited only when needed: the handler is set first
     let pc = null;
     onMessage(async (msg) => {
       if (msg.type === "video-offer") {
         pc = window.pc = new RTCPeerConnection(config);
         sendCandidates(pc);
         await pc.setRemoteDescription(msg.sdp);
+        const stream = await cam;
         for (const track of stream.getTracks()) pc.addTrack(track, stream);
         await pc.setLocalDescription(await pc.createAnswer());
         send({type: "video-answer", target: OTHER, sdp: pc.localDescription});
@@ -402,7 +406,7 @@ const FLOWS = {
   // counteroffer (callee side): peer connection on offer, immediate answer, early candidates
   // queued; the user's Answer (after ?answer_delay_ms) only puts the camera on the call
   async "counteroffer-callee"() {
-    const stream = await camera();
+    const cam = camera();
     const delay = Number(params.get("answer_delay_ms") || 0);
     let pc = null; const waiting = [];
     async function addCandidate(candidate) {
@@ -422,7 +426,7 @@ const FLOWS = {
         setTimeout(async () => {
           row("user", "click", "answer");
           if (!video) return;
-          try { await video.sender.replaceTrack(stream.getVideoTracks()[0]); row("call", "replaceTrack", "ok", "", "video"); }
+          try { await video.sender.replaceTrack((await cam).getVideoTracks()[0]); row("call", "replaceTrack", "ok", "", "video"); }
           catch (err) { row("call", "replaceTrack", "error", "", `${err.name}: ${err.message}`); row("error", "replaceTrack", err.name, "", err.message); }
         }, delay);
       } else if (msg.type === "new-ice-candidate") {
@@ -463,6 +467,7 @@ class BrowserSide:
         self._server: Any = None
         self._ws: Any = None
         self._connected = asyncio.Event()
+        self._started = asyncio.Event()
         self._pongs: dict[int, asyncio.Future[float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.states: dict[str, str] = {}
@@ -544,6 +549,8 @@ class BrowserSide:
         elif op == "rows":
             for r in msg.get("rows", []):
                 self._ingest(r)
+        elif op == "started":
+            self._started.set()
         elif op == "send" and self.endpoint is not None:
             try:
                 self.endpoint.send(msg.get("message"))
@@ -592,7 +599,9 @@ class BrowserSide:
 
     async def start(self, flow: str) -> None:
         """Start the page's side of ``flow`` (``basic``, ``counteroffer`` callee)."""
+        self._started.clear()
         await self._ws.send(json.dumps({"op": "start", "flow": f"{flow}-{self.actor}"}))
+        await asyncio.wait_for(self._started.wait(), 10)  # its message handler is set
 
     async def evaluate(self, expression: str, arg: Any = None, *, timeout: float = 15.0) -> Any:
         """Evaluate JavaScript in the page (bounded)."""
@@ -1009,6 +1018,100 @@ async def tabs_on_server(*, timeout_s: float = 20.0) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# The course UI in a real browser: JupyterLab with a CallPanel
+# --------------------------------------------------------------------------------------
+
+PANEL_NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "id": "panel", "metadata": {}, "outputs": [],
+               "source": ["from rtclab.widgets import CallPanel\n", "panel = CallPanel(\"counteroffer\")\n", "panel"]}],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 90.0) -> dict[str, Any]:
+    """Start JupyterLab on loopback, open a notebook with a CallPanel, click Call then Answer.
+
+    Returns the panel's final status text and writes ``callpanel.png`` (a
+    screenshot) into ``out_dir``. JupyterLab runs with a throwaway config,
+    data and runtime directory, a token, and no update checks.
+    """
+    import socket
+    import tempfile
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="rtclab-jl-") as tmp:
+        root = Path(tmp) / "work"
+        root.mkdir()
+        (root / "panel.ipynb").write_text(json.dumps(PANEL_NOTEBOOK))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        token = "rtclab-ui-test"
+        env = {**os.environ, "JUPYTER_CONFIG_DIR": f"{tmp}/config", "JUPYTER_DATA_DIR": f"{tmp}/data",
+               "JUPYTER_RUNTIME_DIR": f"{tmp}/runtime", "IPYTHONDIR": f"{tmp}/ipython", "MPLBACKEND": "Agg"}
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
+               "--ServerApp.port_retries=0"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # CI containers run as root
+        log = open(out / "jupyterlab.log", "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(root), start_new_session=True)
+        try:
+            import urllib.request
+
+            loop = asyncio.get_running_loop()
+            end = loop.time() + timeout_s
+            while True:
+                try:
+                    await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/api/status?token={token}", None, 2)
+                    break
+                except Exception:
+                    if proc.poll() is not None or loop.time() > end:
+                        raise RuntimeError(f"JupyterLab did not start (see {out / 'jupyterlab.log'})") from None
+                    await asyncio.sleep(0.25)
+            result["started_s"] = round(timeout_s - (end - loop.time()), 2)
+            async with launch() as browser:
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                try:
+                    ms = lambda: max(1000, int((end - loop.time()) * 1000))  # noqa: E731 - what is left of the budget
+                    await page.goto(f"http://127.0.0.1:{port}/lab/tree/panel.ipynb?token={token}", timeout=ms())
+                    # the status bar says the kernel is idle only once it is connected
+                    await page.get_by_text("| Idle").first.wait_for(timeout=ms())
+                    result["kernel_idle_s"] = round(timeout_s - (end - loop.time()), 2)
+                    call = page.get_by_role("button", name="Call", exact=True)
+                    for attempt in range(3):  # a run request sent while the kernel settles can be lost
+                        await page.locator(".jp-Cell .jp-InputArea-editor").first.click(timeout=ms())
+                        await page.keyboard.press("Control+Enter")
+                        try:
+                            await call.wait_for(timeout=min(ms(), 15000))
+                            break
+                        except Exception:
+                            if attempt == 2:
+                                raise
+                    result["run_attempts"] = attempt + 1
+                    await call.click(timeout=ms())
+                    answer = page.get_by_role("button", name="Answer", exact=True)
+                    await page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => b.textContent.trim() === 'Answer' && !b.disabled)", timeout=ms())
+                    await answer.click(timeout=ms())
+                    status = page.locator(".widget-html-content", has_text="connected")
+                    await status.first.wait_for(timeout=ms())
+                    result["status"] = (await status.first.inner_text()).strip()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await page.screenshot(path=str(out / "callpanel.png"), timeout=10000)
+                        result["screenshot"] = str(out / "callpanel.png")
+                    await page.close()
+        finally:
+            _kill_group(proc)  # type: ignore[arg-type]
+            log.close()
+    return result
+
+
+# --------------------------------------------------------------------------------------
 # Command line (used by the tests inside a loopback-only namespace)
 # --------------------------------------------------------------------------------------
 
@@ -1027,7 +1130,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("crosscheck", help="the emulation cross-check; writes JSON")
     d = sub.add_parser("dump", help="make a real chrome://webrtc-internals dump")
     t = sub.add_parser("tabs", help="two tabs on rtclab serve: call the bot and each other; writes JSON")
-    for p in (r, c, d, t):
+    j = sub.add_parser("jupyterlab", help="JupyterLab + CallPanel in Chromium: click Call and Answer; --out is a folder")
+    for p in (r, c, d, t, j):
         p.add_argument("--out", required=True)
         p.add_argument("--loopback", action="store_true", help="let aioice gather 127.0.0.1 (loopback-only namespace)")
     ns = ap.parse_args(argv)
@@ -1052,6 +1156,10 @@ def main(argv: list[str] | None = None) -> int:
             summary["plot"] = ns.plot
         out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
         print(json.dumps(summary, default=str))
+    elif ns.cmd == "jupyterlab":
+        result = asyncio.run(jupyterlab_call(out))
+        (out / "result.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result))
     elif ns.cmd in ("crosscheck", "tabs"):
         result = asyncio.run(crosscheck() if ns.cmd == "crosscheck" else tabs_on_server())
         out.write_text(json.dumps(result, indent=1, default=str))

@@ -91,6 +91,7 @@ def test_basic_call_browser_and_aiortc(calls, name, browser_side):
     df, summary = calls[name]
     py_side = "callee" if browser_side == "caller" else "caller"
     assert summary["outcome"] == "connected", summary
+    assert not (df.kind == "error").any(), df[df.kind == "error"].to_string()
     assert _browser_rows(df, browser_side) and not _browser_rows(df, py_side)
     for side in ("caller", "callee"):
         assert _states(df, side, "connectionState")[:2] == ["connecting", "connected"]
@@ -135,6 +136,7 @@ def test_counteroffer_browser_callee(calls):
     """The page's counteroffer callee answers at once and sends its camera only after the user's Answer."""
     df, summary = calls["counteroffer"]
     assert summary["outcome"] == "connected", summary
+    assert not (df.kind == "error").any(), df[df.kind == "error"].to_string()
     answer_sent = df[(df.actor == "callee") & (df.name == "video-answer") & (df.value == "sent")].t_ms.iloc[0]
     click = df[(df.kind == "user") & (df.name == "click") & (df.value == "answer")].t_ms.iloc[0]
     media_at_caller = df[(df.actor == "caller") & (df.name == "first-frame")].t_ms.iloc[0]

@@ -581,3 +581,8 @@ def test_each_flow_survives_valid_descriptions_without_media(flow: str, sdp: str
     spec = hostile_flow(flow, injections)
     flows_restored[spec.name] = spec
     check_app_run(bounded_run(spec.name, seed=1, deadline_s=15, answer_delay_ms=100))  # (counteroffer: was IndexError)
+
+
+def teardown_module() -> None:
+    """Print how many hostile inputs this module tried (visible with ``pytest -s``)."""
+    print(f"\nhostile inputs tried: {TRIED}")

@@ -332,5 +332,5 @@ def test_cli_run_real(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert cli_main(["run", "basic", "--network", "real", "--save", str(out)]) == 0
     text = capsys.readouterr().out
     assert "outcome: connected" in text
-    assert re.search(r"caller\s+connectionState\s+connecting -> connected -> closed", text)
+    assert re.search(r"caller\s+connectionState\s+new -> connecting -> connected -> closed", text)
     assert load(out).attrs["meta"]["flow"] == "basic"

@@ -45,7 +45,7 @@ def _soak(jobs: list[tuple[str, dict[str, Any]]]) -> list[str]:
         assert r.outcome in OUTCOMES, (i, flow, params, r.outcome, r.reason)
         outcomes.append(r.outcome)
         now = _snapshot()
-        if (now["fds"] > base["fds"] or now["threads"] > base["threads"] + 1 or now["tasks"]
+        if (now["fds"] > base["fds"] or now["threads"] > base["threads"] + 1 or now["tasks"] > base["tasks"]
                 or now["rtclab_threads"] or now["patched"]):
             leaks.append((i, flow, params, now))
     assert leaks == [], f"baseline {base}; leaks after runs: {leaks}"

@@ -205,7 +205,7 @@ CELLS = [
 
     1. Run the same call with `signaling_latency_ms=200`. Which state band gets longer, and
        does `t_connected_ms` grow by about the extra latency, or by more?
-    2. List every row of the callee's end-of-candidates (`ref == 'caller:end'`). How does it
+    2. List every row of the caller's end-of-candidates (`ref == 'caller:end'`). How does it
        differ from a real candidate's life?
     3. Count the API calls (`kind == 'call'`) per actor. Which side makes more, and why?
     """),

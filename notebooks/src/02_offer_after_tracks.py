@@ -103,7 +103,8 @@ CELLS = [
     md("""
     ## The outcome
 
-    With no media section, no transport is set up: no candidates are gathered, ICE never
+    With no media section, no transport is set up: not a single candidate is gathered
+    (the gathering state may still pass through `gathering` to `complete`), ICE never
     starts, and the call ends with nothing negotiated. rtclab calls that outcome
     `no-media`. The textbook caller connects and media flows both ways.
     """),

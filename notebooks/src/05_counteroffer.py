@@ -197,7 +197,8 @@ CELLS = [
     * It connects where `answer-on-click` fails (behind NATs), because no candidate
       arrives while there is no peer connection to take it.
     * Answering is fast and does not depend on the signaling latency: ICE and DTLS
-      finished while the phone rang.
+      finished while the phone rang (as long as the user thinks longer than the
+      connection takes to set up; exercise 3 explores a slow media path).
     * A candidate queue makes the flow indifferent to the order in which signaling
       messages arrive.
 

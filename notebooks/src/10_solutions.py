@@ -1,0 +1,552 @@
+from build import code, md
+
+CELLS = [
+    md("""
+    # 10 · Solutions to the "Try this" exercises
+
+    **Overview.** Every notebook from 01 to 08 ends with a few "Try this" exercises. This
+    notebook answers them, one section per notebook: each exercise is restated in bold, a
+    short cell computes the answer with rtclab, and a few lines explain what the output
+    shows. **Try the exercises yourself first**: the point is to read the event table and
+    the plots on your own; come here to check, or when you are stuck.
+
+    The explanations refer to the printed outputs rather than repeating their numbers,
+    so they stay true if rtclab's emulation is tuned. All runs are on the simulated
+    network (a model with a virtual clock), so your own runs with the same parameters
+    give the same results.
+
+    **Prerequisites.** Notebooks 01–08 (each section assumes you have read the notebook it
+    answers). Notebook 09's exercises are answered by pointers at the end.
+    """),
+    code("""
+    %matplotlib inline
+    import inspect
+
+    import pandas as pd
+    from aioice import ice, stun
+
+    import rtclab
+    from rtclab import plots
+    """),
+    # ------------------------------------------------------------------ 01
+    md("""
+    ## 01 · Anatomy of a call
+
+    **Exercise 1.1.** Run the call with `signaling_latency_ms=200`. Which state band gets
+    longer, and does `t_connected_ms` grow by about the extra latency, or by more?
+    """),
+    code("""
+    slow = {ms: rtclab.run("basic", seed=1, signaling_latency_ms=ms) for ms in (20, 200)}
+    delay = slow[200].metrics["t_connected_ms"] - slow[20].metrics["t_connected_ms"]
+    print(delay, "ms later; two extra one-way trips would be", 2 * (200 - 20), "ms")
+    """),
+    md("""
+    `t_connected_ms` grows by much more than the extra latency, close to twice it: the offer
+    and the answer each cross the slower channel once before the caller can finish. The state
+    rows of the slow call show which bands stretch: the caller stays in `have-local-offer`
+    until the answer comes back, and the callee only starts `checking` once the offer has
+    arrived.
+    """),
+    code("""
+    rows = "kind == 'state' and name in ['signalingState', 'iceConnectionState'] and value != 'closed'"
+    slow[200].events.query(rows)[["t_ms", "actor", "name", "value"]]
+    """),
+    md("""
+    Compare the printed delay with the two trips: if it is a little shorter, look at the
+    callee's `checking` row above. The callee starts its connectivity checks as soon as it
+    has the offer and the caller's candidates, while its answer is still on the way back,
+    so part of the ICE work overlaps the answer's trip.
+
+    **Exercise 1.2.** List every row of the caller's end-of-candidates (`ref == 'caller:end'`:
+    a ref names the side that sent it). How does it differ from a real candidate's life?
+    """),
+    code("""
+    call = rtclab.run("basic", seed=1)
+    call.events.query("ref in ['caller:c1', 'caller:end']")[["t_ms", "actor", "kind", "name", "value", "detail"]]
+    """),
+    md("""
+    Both go through the same steps: the caller's ICE agent reports it, the app sends it, the
+    channel delivers it, the callee passes it to `addIceCandidate` and its agent takes it.
+    The differences: the end-of-candidates row has `value == "end"` instead of `gathered`,
+    it carries no candidate line (its `detail` is empty or just says `end-of-candidates`),
+    and it is not counted as a candidate. The metrics count only the real ones:
+    """),
+    code("""
+    n_refs = call.events.query("kind == 'ice' and name == 'candidate' and not ref.str.endswith(':end')")["ref"].nunique()
+    print("candidate refs:", n_refs, "| candidates_gathered:", call.metrics["candidates_gathered"])
+    """),
+    md("""
+    **Exercise 1.3.** Count the API calls (`kind == 'call'`) per actor. Which side makes more,
+    and why?
+    """),
+    code("""
+    calls = call.events.query("kind == 'call'")
+    calls.groupby("actor", observed=True)["name"].value_counts().unstack(0, fill_value=0)
+    """),
+    code("""
+    calls.groupby("actor", observed=True).size()
+    """),
+    md("""
+    The caller has one row more. Most rows pair up (`createOffer` on one side,
+    `createAnswer` on the other); the extra one is `negotiationneeded`, the event whose
+    handler makes the offer. It is recorded as a `call` row, and only the caller gets it:
+    the callee adds its track while answering an offer that already has a video section
+    (exercise 2.3).
+    """),
+    # ------------------------------------------------------------------ 02
+    md("""
+    ## 02 · Offer after your tracks
+
+    **Exercise 2.1.** Run `offer-before-tracks` with `topology="nat"`. Does the network make
+    any difference to a call that negotiates nothing?
+    """),
+    code("""
+    {t: rtclab.run("offer-before-tracks", seed=1, topology=t).metrics[["outcome", "reason"]].tolist()
+     for t in ["lan", "nat"]}
+    """),
+    md("""
+    No: the same outcome and reason on both topologies. With no media section there is no
+    transport, so no packet ever needs to cross a NAT; the call fails before the network
+    plays any part.
+
+    **Exercise 2.2.** In the `offer-before-tracks` run, find the `iceGatheringState` rows. How
+    long did "gathering" last, and how many candidates did it produce?
+    """),
+    code("""
+    early = rtclab.run("offer-before-tracks", seed=1)
+    print(early.events.query("name == 'iceGatheringState'")[["t_ms", "actor", "value"]].to_string(index=False))
+    early.metrics[["gathering_ms", "candidates_gathered"]]
+    """),
+    md("""
+    Only the callee has gathering rows, and they go straight from `gathering` to `complete`,
+    with no candidate at all: with no media section there is no
+    transport to gather for. The caller has no row, so its gathering state never left `new`.
+
+    **Exercise 2.3.** In the `basic` run, the callee calls `addTrack` too. Why does that not
+    fire `negotiationneeded` on the callee?
+    """),
+    code("""
+    rows = "actor == 'callee' and (name in ['addTrack', 'negotiationneeded', 'setRemoteDescription'] or (kind == 'state' and name == 'signalingState'))"
+    call.events.query(rows)[["t_ms", "name", "value", "detail"]]
+    """),
+    md("""
+    The callee calls `addTrack` while it is in `have-remote-offer`, after applying an offer
+    whose `detail` already lists a video section (`m=[...]`). The track is attached to that
+    video transceiver and goes out in the answer, so once the callee is back in `stable`
+    nothing is left to negotiate, and no `negotiationneeded` row appears. Compare with
+    `offer-before-tracks` in notebook 02, where the offer had no section to attach the
+    track to.
+    """),
+    # ------------------------------------------------------------------ 03
+    md("""
+    ## 03 · The timing trap
+
+    **Exercise 3.1.** Re-run `answer-on-click` with `answer_delay_ms=0`. Are candidates still
+    lost?
+    """),
+    code("""
+    click0 = rtclab.run("answer-on-click", answer_delay_ms=0)
+    ax = plots.candidates(click0)
+    """),
+    code("""
+    rows = "actor == 'callee' and (name in ['video-offer', 'RTCPeerConnection', 'setRemoteDescription'] or ref.str.startswith('caller:'))"
+    print(click0.events.query(rows)[["t_ms", "kind", "name", "value", "ref"]].to_string(index=False))
+    click0.metrics[["outcome", "candidates_lost", "candidates_added"]]
+    """),
+    md("""
+    No candidate is lost: every row of the plot ends green (added). With no think time the callee creates its peer connection at the
+    same virtual moment the offer is delivered, and the caller's candidates, which left after
+    the offer, are delivered later (see the `t_ms` of the `delivered` rows). The bug is still
+    in the code: it only stays hidden because the user answers faster than the first
+    candidate can arrive.
+
+    **Exercise 3.2.** Sweep `mdn` with `reorder=0` but the same latency and jitter. How many
+    errors are left?
+    """),
+    code("""
+    in_order = rtclab.sweep("mdn", trials=10, seed=0, progress=False, workers=1,
+                            signaling_latency_ms=50, jitter_ms=40, reorder=0)
+    in_order["outcome"].value_counts().to_dict(), int(in_order["errors"].sum())
+    """),
+    md("""
+    None, and every call connects: with each direction kept in order, a candidate can no
+    longer overtake the offer or the answer it follows, whatever the jitter. The MDN sample's
+    errors in notebook 03 came from reordering alone.
+
+    **Exercise 3.3.** Replay the call that did not connect and find its last
+    `iceConnectionState` on each side.
+    """),
+    code("""
+    async_signaling = dict(signaling_latency_ms=50, jitter_ms=40, reorder=0.5)
+    shuffled = rtclab.sweep("mdn", trials=10, seed=0, progress=False, workers=1, **async_signaling)
+    bad_seed = int(shuffled.query("outcome != 'connected'")["seed"].iloc[0])
+    """),
+    code("""
+    bad = rtclab.run("mdn", seed=bad_seed, **async_signaling)
+    print(bad.metrics[["outcome", "reason", "candidates_added", "candidates_lost", "candidates_rejected"]].to_string())
+    bad.events.query("kind == 'state' and name == 'iceConnectionState'")[["t_ms", "actor", "value"]]
+    """),
+    md("""
+    Both ICE agents reach `checking` and stay there until the run's deadline closes them (the
+    `closed` rows at the end are the run hanging up, not ICE deciding anything). The candidate
+    counts above say why: every candidate was lost or rejected and none was added, so ICE
+    had no pair to check, and without an added end-of-candidates it had no reason to declare
+    failure either. It waits, as notebook 08 explains.
+    """),
+    # ------------------------------------------------------------------ 04
+    md("""
+    ## 04 · Works on my machine
+
+    **Exercise 4.1.** Mix NAT types: `nat=("full-cone", "symmetric")`. Does STUN alone get
+    through when only one side is symmetric?
+    """),
+    code("""
+    mixed = rtclab.run("basic", topology="nat", nat=("full-cone", "symmetric"))
+    mixed.metrics[["outcome", "reason", "selected_pair_caller", "selected_pair_callee"]]
+    """),
+    md("""
+    Yes, without TURN. The pairs read `local/remote` as each side sees them. The caller sits
+    behind the full-cone NAT: its server-reflexive address accepts packets from anyone, so the
+    symmetric callee's checks reach it, from a port the STUN server never saw; that is why the
+    caller knows the callee by a peer-reflexive (`prflx`) address. The callee reaches the
+    caller through the caller's `srflx` candidate. Two symmetric NATs need a relay
+    (notebook 04); one open side is enough.
+
+    **Exercise 4.2.** Run `answer-on-click` with `topology="nat", nat="full-cone"`. Does the
+    peer-reflexive rescue come back?
+    """),
+    code("""
+    cone = rtclab.run("answer-on-click", topology="nat", nat="full-cone")
+    cone.metrics[["outcome", "candidates_lost", "selected_pair_caller", "selected_pair_callee"]]
+    """),
+    md("""
+    It does: the call connects although the caller's candidates were still lost. The caller
+    learns the callee's candidates and checks the callee's `srflx` address; a full-cone NAT
+    lets those checks in (the mapping exists since the callee asked the STUN server), and the
+    callee learns the caller's address from them as a `prflx` candidate, as on the LAN in
+    notebook 04. The port-restricted default refuses the same checks, which is the whole
+    difference.
+
+    **Exercise 4.3.** In the failed `answer-on-click` run, count the caller's checks that
+    reached the NAT (`filtered` rows) and compare their spacing with the ICE retransmission
+    rules.
+    """),
+    code("""
+    nat = rtclab.run("answer-on-click", topology="nat", record_packets=True)
+    filtered = nat.events.query("kind == 'net' and value == 'filtered'")
+    filtered.assign(gap_ms=filtered["t_ms"].diff())[["t_ms", "gap_ms", "detail"]]
+    """),
+    md("""
+    One check, retransmitted: the gap doubles each time, the STUN scheme of
+    [RFC 5389 §7.2.1](https://www.rfc-editor.org/rfc/rfc5389#section-7.2.1) that
+    [RFC 8445 §14.3](https://www.rfc-editor.org/rfc/rfc8445#section-14.3) applies to
+    connectivity checks, with a first timeout (RTO) of at least 500 ms. aioice's constants,
+    the first timeout in seconds and the number of retransmissions after the first send:
+    """),
+    code("""
+    stun.RETRY_RTO, stun.RETRY_MAX
+    """),
+    md("""
+    The number of `filtered` rows is one send plus that many retransmissions, and the first gap
+    is the first timeout. When the last one times out the pair fails, and with no other pair
+    left ICE fails: the long wait measured in notebook 04.
+    """),
+    # ------------------------------------------------------------------ 05
+    md("""
+    ## 05 · Offer, counter-offer, answer
+
+    **Exercise 5.1.** Run `counteroffer` behind symmetric NATs. Does it still connect? What does
+    `turn=True` change? (Compare with notebook 04.)
+    """),
+    code("""
+    sym = {f"{flow}, turn={turn}": rtclab.run(flow, topology="nat", nat="symmetric", turn=turn)
+           for flow, turn in [("basic", False), ("counteroffer", False), ("counteroffer", True)]}
+    pd.DataFrame({k: r.metrics[["outcome", "reason", "selected_pair_caller", "selected_pair_callee"]] for k, r in sym.items()})
+    """),
+    md("""
+    The counter-offer fixes *when* candidates are taken, not *where* packets can go: behind
+    two symmetric NATs no pair of host or server-reflexive candidates works, as for `basic`
+    in notebook 04. Note the different ending, though: `basic` *fails*, because
+    end-of-candidates lets ICE conclude; `counteroffer` sends no end-of-candidates, so ICE keeps
+    waiting in `checking` and the run ends at its deadline (`timeout`), the case of
+    notebook 08. With `turn=True` both sides get relay candidates and the call connects
+    `relay/relay`.
+
+    **Exercise 5.2.** Raise the think time to 10 s. Does `answer_to_media_ms` change? Why not?
+    """),
+    code("""
+    pd.DataFrame({d: rtclab.run("counteroffer", answer_delay_ms=d).metrics[
+        ["t_connected_ms", "t_answer_click_ms", "answer_to_media_ms"]] for d in (1000, 10_000)})
+    """),
+    md("""
+    The click moves, `answer_to_media_ms` does not. The connection was complete long before
+    the first click (compare `t_connected_ms` with `t_answer_click_ms`), so after the click
+    only the local `replaceTrack` and the media path remain, however long the phone rang.
+
+    **Exercise 5.3.** Sweep `link_latency_ms` instead of `signaling_latency_ms` for both flows.
+    Which part of `answer_to_media_ms` does the media path account for?
+    """),
+    code("""
+    media = rtclab.sweep(["counteroffer", "answer-on-click"], trials=1, grid={"link_latency_ms": [5, 50, 200]},
+                         progress=False, workers=1)
+    media[["flow", "link_latency_ms", "t_connected_ms", "t_answer_click_ms", "answer_to_media_caller_ms",
+           "answer_to_media_callee_ms"]].round()
+    """),
+    md("""
+    For `counteroffer` the media path is all there is, as long as the call is connected
+    before the click: the callee already receives video (its side stays zero) and the
+    caller's wait grows with the link latency, since the first frame of the callee's camera
+    has to cross the link (the growth is larger than one extra one-way trip, so more than a
+    single packet crossing is involved before aiortc shows a frame). For `answer-on-click`
+    the same media path comes on top of the whole connection set-up (ICE checks and DTLS
+    handshake, all on the same slow link), which starts only after the click, so it grows
+    faster.
+
+    Look at the largest latency: there the counter-offer call is **not** connected when the
+    user clicks (its `t_connected_ms` is later than `t_answer_click_ms`), so the callee's side
+    is no longer zero and answering waits for the rest of the set-up too. The counter-offer's
+    head start is the think time; it hides the set-up only when the set-up is shorter.
+
+    **Exercise 5.4.** Run the reordering sweep with `"basic"` instead of `"counteroffer"` and
+    read the `reason` column of the failures.
+    """),
+    code("""
+    rough = rtclab.sweep("basic", trials=10, signaling_latency_ms=50, jitter_ms=40, reorder=0.5,
+                         progress=False, workers=1)
+    rough.groupby(["outcome", "reason"]).size()
+    """),
+    md("""
+    Without a queue, `basic` loses calls to reordering. The reasons name the two mechanisms
+    of notebooks 03 and 05: candidates that reach the callee before its peer connection
+    exists (lost), and candidates refused by `addIceCandidate`, in particular with an
+    `OperationError` when a candidate arrives after the end-of-candidates that overtook it.
+    The counter-offer's queue and its missing end-of-candidates remove both.
+    """),
+    # ------------------------------------------------------------------ 06
+    md("""
+    ## 06 · Trickle vs vanilla ICE
+
+    **Exercise 6.1.** Make gathering slower with `link_latency_ms=200`. How do `gathering_ms`
+    and `t_connected_ms` of the two flows move?
+    """),
+    code("""
+    far = rtclab.sweep(["basic", "vanilla"], trials=1, grid={"link_latency_ms": [5, 200]}, topology="nat",
+                       progress=False, workers=1)
+    far[["flow", "link_latency_ms", "outcome", "gathering_ms", "t_connected_ms"]].round()
+    """),
+    md("""
+    Gathering is the same for both flows (same network, same STUN round trip) and grows with
+    the link latency. `t_connected_ms` grows for both; at the default latency the two flows
+    connect together, while at 200 ms vanilla is clearly behind: it waits for the now slow
+    gathering before sending each description, while the trickle call overlaps gathering
+    with signaling and checks. Remember the README's note on when
+    `setLocalDescription` resolves: the size of the gap depends on that emulation.
+
+    **Exercise 6.2.** Turn the STUN server off on the LAN. What does gathering consist of then,
+    and does vanilla still wait?
+    """),
+    code("""
+    nostun = rtclab.sweep(["basic", "vanilla"], trials=1, grid={"stun": [True, False]}, progress=False, workers=1)
+    nostun[["flow", "stun", "candidates_gathered", "gathering_ms", "t_connected_ms"]].round()
+    """),
+    md("""
+    Without STUN each side gathers only its host candidate, which needs no network round
+    trip, so gathering becomes very short. Vanilla still waits for it, but there is almost
+    nothing to wait for: the two flows end up close, with vanilla a little behind (see the
+    `t_connected_ms` rows with `stun=False`).
+
+    **Exercise 6.3.** Behind symmetric NATs with `turn=True`, compare the two flows.
+    """),
+    code("""
+    relay = rtclab.sweep(["basic", "vanilla"], trials=1, topology="nat", nat="symmetric", turn=True,
+                         progress=False, workers=1)
+    relay[["flow", "outcome", "selected_pair_caller", "selected_pair_callee", "gathering_ms", "t_connected_ms"]].round()
+    """),
+    md("""
+    Both connect through TURN, and their set-up times are close (last column). The winning
+    pairs differ: `basic` uses a relay on both sides, while in `vanilla` the caller reaches
+    the callee's relay address straight from its host candidate, and the callee sees it as
+    peer-reflexive; one relay on the path is enough. In rtclab's model, the TURN allocation is one short exchange with a server in
+    the simulation, so vanilla's wait for gathering costs little, and here trickle ICE does
+    not come out ahead. The simulation is a model: a distant TURN server, or a browser that
+    trickles each relay candidate the moment it is allocated, could change this.
+
+    **Exercise 6.4.** Add `loss=0.2` (signaling messages dropped). Which style suffers, and why?
+    """),
+    code("""
+    lossy = rtclab.sweep(["basic", "vanilla"], trials=10, loss=0.2, progress=False, workers=1)
+    print(lossy.groupby(["flow", "outcome", "reason"]).size().to_string())
+    lossy.groupby("flow")[["messages_sent", "messages_dropped"]].sum()
+    """),
+    md("""
+    Both suffer, each in its own way; compare the counts in the table. Vanilla sends far fewer
+    messages, so far fewer are dropped, but every drop is fatal: with one of its two
+    descriptions gone the call has no way to recover and waits until the deadline
+    (`timeout`). Trickle ICE loses many more messages; a lost candidate is often harmless
+    (another one works), but a lost offer or answer turns the candidates that follow it into
+    errors (`failed`): a `TypeError` when the offer was lost and the callee has no peer
+    connection, an `InvalidStateError` when the answer was lost and the caller has no remote
+    description (the two errors of notebook 03). With ten seeds per flow the success counts are close; do not read
+    more into their difference than that. Neither flow retransmits: on a lossy channel, reliability is
+    the signaling layer's job (a WebSocket over TCP provides it).
+    """),
+    # ------------------------------------------------------------------ 07
+    md("""
+    ## 07 · Glare and perfect negotiation
+
+    **Exercise 7.1.** Run `glare` with `signaling_latency_ms=500`. Does the race still happen?
+    """),
+    code("""
+    slow_glare = rtclab.run("glare", signaling_latency_ms=500)
+    print(slow_glare.outcome, "-", slow_glare.reason)
+    slow_glare.events.query("kind == 'error' and name != 'onmessage'")[["t_ms", "actor", "name", "value"]]
+    """),
+    md("""
+    Yes, with the same errors, only later (see their times: the answers now need two slow
+    trips to come back). Both offers are made at time 0, before either could arrive, so they
+    cross whatever the latency. Glare needs both sides to offer before the other's offer
+    arrives, and a slower channel only keeps that window open longer.
+
+    **Exercise 7.2.** In `perfect`, which side's video arrives first, and why?
+    """),
+    code("""
+    perfect = rtclab.run("perfect")
+    print(perfect.metrics[["t_first_frame_caller_ms", "t_first_frame_callee_ms"]].to_string())
+    perfect.events.query("(kind == 'state' and name == 'connectionState' and value == 'connected') or name == 'first-frame'")[["t_ms", "actor", "name"]]
+    """),
+    md("""
+    Each metric is the time a side *received* its first remote frame; the `first-frame` rows
+    are recorded by the receiver. The callee receives first, so the **caller's** video arrives
+    first. The connected rows show why: the caller's connection is up one link trip before the
+    callee's, and each side's video starts flowing once its own connection is up; the
+    frames then take the same time to cross.
+
+    **Exercise 7.3.** Run `perfect` behind NATs. Does the rollback change which candidates the
+    caller finally uses?
+    """),
+    code("""
+    pd.DataFrame({flow: rtclab.run(flow, topology="nat").metrics[["outcome", "selected_pair_caller", "selected_pair_callee"]]
+                  for flow in ["basic", "perfect"]})
+    """),
+    md("""
+    No: `perfect` connects behind NATs with the same pairs as `basic`, each side using its
+    own host candidate and the other side's server-reflexive address. The rolled-back offer
+    leaves no trace in the final pair: the polite peer's first connection was dropped, and
+    the candidates that count are those of the connection that survived.
+
+    **Exercise 7.4.** On paper: where would the candidate queue of notebook 05 go in
+    `perfect_app`? Here is the queue again:
+    """),
+    code("""
+    print(inspect.getsource(rtclab.flows.CandidateQueue))
+    """),
+    md("""
+    Create one `queue = CandidateQueue()` next to `pc`. Then, in `on_message`:
+
+    * in the `new-ice-candidate` branch, call `await queue.add(msg["candidate"])` instead of
+      `pc.addIceCandidate(...)`, keeping the `try/except` that swallows errors only while an
+      offer is ignored;
+    * in the description branch, right after `await pc.setRemoteDescription(description)`,
+      call `await queue.flush(pc)`, so that candidates which overtook the offer or the answer
+      are added as soon as there is a remote description.
+
+    The queue then covers the reordering failures of notebook 07's last sweep, and perfect
+    negotiation still covers glare. (One detail to think about: candidates of an offer the
+    impolite peer ignored wait in the queue too; flushing them later raises the errors that
+    the `try/except` already expects.)
+    """),
+    # ------------------------------------------------------------------ 08
+    md("""
+    ## 08 · Timeouts
+
+    **Exercise 8.1.** Give `forgot-candidates` a shorter deadline (`deadline_s=5`). What
+    changes in the outcome and the reason?
+    """),
+    code("""
+    short = rtclab.run("forgot-candidates", deadline_s=5)
+    print(short.outcome, "-", short.reason, "- ended at", short.metrics["duration_ms"], "ms")
+    """),
+    md("""
+    Only the end time changes: the outcome is still `timeout` with ICE `checking` on both
+    sides, ended by the deadline. Nothing in WebRTC would ever end this call; the app's own
+    timer decides when, so the deadline is a product decision.
+
+    **Exercise 8.2.** In (b), keep `link_loss=1.0` but turn STUN back on. Does gathering take
+    longer, and does ICE fail at a different time?
+    """),
+    code("""
+    lost = {s: rtclab.run("basic", link_loss=1.0, stun=s) for s in (False, True)}
+    rows = "name in ['iceGatheringState', 'iceConnectionState'] and value in ['complete', 'checking', 'failed']"
+    pd.concat({f"stun={s}": r.events.query(rows).groupby(["name", "value"], observed=True)["t_ms"].min() for s, r in lost.items()}, axis=1)
+    """),
+    md("""
+    With STUN on, every request to the STUN server is lost too, and gathering only ends when
+    aioice gives up on the server, several seconds later. ICE fails correspondingly later. The
+    time from `checking` to `failed` is the same in both columns: it is the check
+    retransmission schedule of exercise 4.3 running out; only its start moved, because ICE starts checking once gathering is complete here.
+
+    **Exercise 8.3.** In (b), try `link_loss=0.5`. Does the call connect, and how much later
+    than with no loss?
+    """),
+    code("""
+    pd.DataFrame({loss: rtclab.run("basic", link_loss=loss).metrics[["outcome", "t_connected_ms", "t_first_frame_ms"]]
+                  for loss in (0.0, 0.5)})
+    """),
+    md("""
+    It connects, but far later: each lost STUN request, connectivity check or DTLS message
+    waits for its retransmission timer (which doubles, exercise 4.3) before trying again.
+    This is one seed's loss pattern; other seeds lose other packets and connect at other
+    times.
+
+    **Exercise 8.4.** In (c), cut the path earlier (`cut_at_s=1`) or later (`cut_at_s=20`): is
+    the time between the cut and `closed` always about the same?
+    """),
+    code("""
+    cuts = {c: rtclab.run("basic", hold_s=60, cut_at_s=c) for c in (1, 20)}
+    {c: float(round((r.events.query("name == 'connectionState' and value == 'closed'")["t_ms"].min() - c * 1000) / 1000, 1))
+     for c, r in cuts.items()}
+    """),
+    md("""
+    About the same, within a few seconds (in seconds after the cut, above). The spread comes
+    from aioice's consent timer: it sends a consent check every `CONSENT_INTERVAL` seconds,
+    randomised between 0.8 and 1.2 times that, and closes after `CONSENT_FAILURES` checks in
+    a row go unanswered:
+    """),
+    code("""
+    ice.CONSENT_INTERVAL, ice.CONSENT_FAILURES
+    """),
+    md("""
+    So the wait is roughly their product, plus however long it was from the cut to the next
+    check, and it does not depend on when the cut happens. A browser uses the RFC 7675 timers
+    and reports `disconnected` earlier (README, "rtclab vs a browser").
+
+    ## 09 · Playground
+
+    The playground's exercises are explorations in the call panel; each one repeats a
+    measurement answered above:
+
+    1. `answer-on-click` behind NATs: the lost candidates and the failure are exercise 4.3
+       and notebook 04; `counteroffer` connecting there is notebook 05.
+    2. Answering speed against signaling latency: notebook 05's sweep, and exercise 5.2 for
+       why `counteroffer` does not depend on it.
+    3. Which peer rolls back in `perfect`: the polite one, the callee (notebook 07). The
+       playground's table shows the same `rollback` row as the run of exercise 7.2 (below).
+    4. `forgot-candidates` comes back only at the deadline: exercise 8.1 and notebook 08 (a).
+    5. Real network: timings vary from call to call because real sockets, the scheduler and
+       the machine's load are not a virtual clock (notebook 00's exercise).
+    """),
+    code("""
+    perfect.events.query("name == 'rollback'")[["t_ms", "actor", "kind", "name", "value"]]
+    """),
+    md("""
+
+    ## Summary
+
+    * Most answers come from one idea per notebook: candidates need a peer connection and a
+      remote description to land on (01, 03, 05), an offer describes only what exists when it
+      is made (02), NATs decide which pairs can work (04), and every WebRTC timeout is long
+      (04, 08).
+    * Where a result here differs from what you expected, trust the event table: it is what
+      the run did.
+    """),
+]
