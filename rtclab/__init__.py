@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from .flows import FLOWS, Flow, get_flow
+from .internals import load_webrtc_internals
 from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
 from .metrics import compute_metrics, outcome
 from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
@@ -45,6 +46,7 @@ __all__ = [
     "compute_metrics",
     "flow_source",
     "get_flow",
+    "load_webrtc_internals",
     "load",
     "outcome",
     "run",
@@ -53,7 +55,7 @@ __all__ = [
     "versions",
 ]
 
-_LAZY = {"plots", "widgets", "network", "data"}
+_LAZY = {"plots", "widgets", "network", "data", "browser", "server"}
 
 
 def __getattr__(name: str):  # lazy submodules: ``rtclab.plots`` without importing matplotlib up front

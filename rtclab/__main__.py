@@ -1,4 +1,4 @@
-"""Command line: ``python -m rtclab {demo,run,sweep,flows,gallery,traces}``."""
+"""Command line: ``python -m rtclab {demo,run,sweep,flows,gallery,traces,serve}``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     tr = sub.add_parser("traces", help="regenerate the reference traces in data/traces")
     tr.add_argument("--out", default=None)
 
+    srv = sub.add_parser("serve", help="MDN-protocol signaling server (WebSocket, subprotocol json, port 6503) with an aiortc bot")
+    from .server import add_arguments as _serve_arguments
+
+    _serve_arguments(srv)
+
     ns = parser.parse_args(argv)
     if ns.cmd is None:
         parser.print_help()
@@ -173,6 +178,10 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
         for path in regenerate_traces(ns.out):
             print(path)
         return 0
+    if ns.cmd == "serve":
+        from .server import run_from_args
+
+        return run_from_args(ns)
     parser.print_help()
     return 2
 

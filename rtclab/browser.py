@@ -1,7 +1,7 @@
 """A real browser in the lab: one side of a call runs in headless Chromium.
 
-The page (:data:`PAGE`, written for rtclab) implements one side of the
-``basic`` and ``counteroffer`` flows in plain JavaScript. A recorder in the
+The page (:data:`PAGE`, written for rtclab) implements either side of the
+``basic`` and ``mdn`` flows and the callee of ``counteroffer`` in plain JavaScript. A recorder in the
 page wraps ``RTCPeerConnection`` (every method call with its result or error,
 every event, ``performance.now()`` times) and writes rows in the vocabulary of
 :mod:`rtclab.trace`; the rows travel over a local WebSocket *bridge* to Python
@@ -72,6 +72,7 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
+    "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
 )
 
 ENABLE_HINT = (
@@ -364,6 +365,7 @@ async function camera() {
   return stream;
 }
 const config = {iceServers: []};   // offline: host candidates only
+function reportError(err) { row("error", "app", err.name || "Error", "", String(err.message || err)); }
 
 // ---- the apps (one side of each flow) -------------------------------------------------
 function sendCandidates(pc) {
@@ -400,6 +402,47 @@ const FLOWS = {
         send({type: "video-answer", target: OTHER, sdp: pc.localDescription});
       } else if (msg.type === "new-ice-candidate") {
         await pc.addIceCandidate(msg.candidate);   // pc is null if this overtook the offer
+      }
+    });
+  },
+  // mdn: the MDN "Signaling and video calling" sample's logic: no end-of-candidates,
+  // no candidate queue, errors only reported (reportError)
+  async "mdn-caller"() {
+    const cam = camera();
+    const pc = window.pc = new RTCPeerConnection(config);
+    pc.onicecandidate = (e) => { if (e.candidate) send({type: "new-ice-candidate", target: OTHER, candidate: e.candidate}); };
+    pc.onnegotiationneeded = async () => {
+      try {
+        const offer = await pc.createOffer();
+        if (pc.signalingState !== "stable") return;   // the sample postpones
+        await pc.setLocalDescription(offer);
+        send({type: "video-offer", target: OTHER, sdp: pc.localDescription});
+      } catch (err) { reportError(err); }
+    };
+    onMessage(async (msg) => {
+      try {
+        if (msg.type === "video-answer") await pc.setRemoteDescription(msg.sdp);
+        else if (msg.type === "new-ice-candidate") await pc.addIceCandidate(msg.candidate);
+      } catch (err) { reportError(err); }
+    });
+    const stream = await cam;
+    for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  },
+  async "mdn-callee"() {
+    const cam = camera();
+    let pc = null;   // the sample's myPeerConnection: null until an offer arrives
+    onMessage(async (msg) => {
+      if (msg.type === "video-offer") {
+        pc = window.pc = new RTCPeerConnection(config);
+        pc.onicecandidate = (e) => { if (e.candidate) send({type: "new-ice-candidate", target: OTHER, candidate: e.candidate}); };
+        await pc.setRemoteDescription(new RTCSessionDescription(msg.sdp));
+        const stream = await cam;
+        for (const track of stream.getTracks()) pc.addTrack(track, stream);
+        await pc.setLocalDescription(await pc.createAnswer());
+        send({type: "video-answer", target: OTHER, sdp: pc.localDescription});
+      } else if (msg.type === "new-ice-candidate") {
+        try { await pc.addIceCandidate(msg.candidate); }   // TypeError if pc is still null
+        catch (err) { reportError(err); }
       }
     });
   },
@@ -598,7 +641,7 @@ class BrowserSide:
         return self._ws.send(json.dumps({"op": "deliver", "message": message}))
 
     async def start(self, flow: str) -> None:
-        """Start the page's side of ``flow`` (``basic``, ``counteroffer`` callee)."""
+        """Start the page's side of ``flow`` (see :data:`BROWSER_FLOWS`); returns once the page listens."""
         self._started.clear()
         await self._ws.send(json.dumps({"op": "start", "flow": f"{flow}-{self.actor}"}))
         await asyncio.wait_for(self._started.wait(), 10)  # its message handler is set
@@ -612,7 +655,7 @@ class BrowserSide:
 # A call: the browser on one side, rtclab's aiortc Peer on the other
 # --------------------------------------------------------------------------------------
 
-BROWSER_FLOWS = {"basic": ("caller", "callee"), "counteroffer": ("callee",)}
+BROWSER_FLOWS = {"basic": ("caller", "callee"), "mdn": ("caller", "callee"), "counteroffer": ("callee",)}
 
 
 async def arun_browser(
@@ -667,11 +710,11 @@ async def arun_browser(
                 if py_side == "callee":
                     task = asyncio.ensure_future(code(app))
                     await asyncio.sleep(0)
-                    user.call()
+                    lab.User("caller", trace, answer_delay_ms=None).call()  # the caller's click, whoever plays it
                     await side.start(flow)
                 else:
                     await side.start(flow)
-                    user.call()
+                    lab.User("caller", trace, answer_delay_ms=None).call()  # the caller's click, whoever plays it
                     task = asyncio.ensure_future(code(app))
                 loop = asyncio.get_running_loop()
                 end = loop.time() + deadline_s
@@ -1029,7 +1072,7 @@ PANEL_NOTEBOOK = {
 }
 
 
-async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 90.0) -> dict[str, Any]:
+async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 120.0) -> dict[str, Any]:
     """Start JupyterLab on loopback, open a notebook with a CallPanel, click Call then Answer.
 
     Returns the panel's final status text and writes ``callpanel.png`` (a
@@ -1082,24 +1125,26 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 90.0) -> di
                     # the status bar says the kernel is idle only once it is connected
                     await page.get_by_text("| Idle").first.wait_for(timeout=ms())
                     result["kernel_idle_s"] = round(timeout_s - (end - loop.time()), 2)
-                    call = page.get_by_role("button", name="Call", exact=True)
+                    call = page.locator("button.jupyter-button", has_text="Call")  # (the icon is part of its name)
                     for attempt in range(3):  # a run request sent while the kernel settles can be lost
                         await page.locator(".jp-Cell .jp-InputArea-editor").first.click(timeout=ms())
                         await page.keyboard.press("Control+Enter")
                         try:
-                            await call.wait_for(timeout=min(ms(), 15000))
+                            await call.wait_for(timeout=min(ms(), 40000))  # importing rtclab takes seconds
                             break
                         except Exception:
                             if attempt == 2:
                                 raise
                     result["run_attempts"] = attempt + 1
                     await call.click(timeout=ms())
-                    answer = page.get_by_role("button", name="Answer", exact=True)
+                    answer = page.locator("button.jupyter-button", has_text="Answer")
                     await page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => b.textContent.trim() === 'Answer' && !b.disabled)", timeout=ms())
                     await answer.click(timeout=ms())
                     status = page.locator(".widget-html-content", has_text="connected")
                     await status.first.wait_for(timeout=ms())
                     result["status"] = (await status.first.inner_text()).strip()
+                    with contextlib.suppress(Exception):  # let the plot render for the screenshot
+                        await page.get_by_text("| Idle").first.wait_for(timeout=10000)
                 finally:
                     with contextlib.suppress(Exception):
                         await page.screenshot(path=str(out / "callpanel.png"), timeout=10000)

@@ -383,7 +383,7 @@ def load_webrtc_internals(
     >>> from rtclab import data
     >>> df = wi.load_webrtc_internals(data.path("webrtc-internals/chromium-basic.json"))  # doctest: +SKIP
     >>> df.query("kind == 'state' and name == 'connectionState'").value.tolist()  # doctest: +SKIP
-    ['connecting', 'connected', 'connecting', 'connected']
+    ['connecting', 'connecting', 'connected', 'connected']
     """
     from .trace import _to_frame
 

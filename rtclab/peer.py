@@ -1091,6 +1091,18 @@ class Peer:
 
     # -- closing --------------------------------------------------------------------------------
 
+    def _abort_sockets(self) -> None:
+        """Close the UDP sockets of this peer's ICE connections directly (aiortc's close() was interrupted)."""
+        owners = [t.receiver.transport for t in self._pc.getTransceivers()]
+        if self._pc.sctp is not None:
+            owners.append(self._pc.sctp.transport)
+        for dtls in owners:
+            conn = getattr(getattr(dtls, "transport", None), "_connection", None)
+            for protocol in list(getattr(conn, "_protocols", [])):
+                transport = getattr(protocol, "transport", None)
+                if transport is not None:
+                    transport.close()
+
     async def close(self) -> None:
         """Close the connection and stop every task of this peer (idempotent)."""
         if self._closed:
@@ -1100,8 +1112,17 @@ class Peer:
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
+        me = asyncio.current_task()
+        cancels = me.cancelling() if me is not None else 0
         try:
             await self._pc.close()
+        except asyncio.CancelledError:
+            # aiortc's close() awaits its own tasks: when something else cancelled them
+            # (asyncio.run's shutdown after a KeyboardInterrupt) it stops halfway, is not
+            # re-entrant, and leaves the ICE sockets open. Close those directly.
+            self._abort_sockets()
+            if me is None or me.cancelling() > cancels:
+                raise  # this task itself was cancelled meanwhile
         except Exception as exc:  # pragma: no cover - aiortc close is robust
             self._error("close", exc)
         for task in list(self._tasks):

@@ -28,6 +28,17 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def fd_table() -> dict[str, str]:
+    """What each open file descriptor points to (for failure messages)."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
 def live_tasks() -> list[asyncio.Task[Any]]:
     """asyncio tasks still alive anywhere in the process (not done)."""
     gc.collect()

@@ -53,7 +53,9 @@ def calls(tmp_path_factory) -> dict[str, tuple[Any, dict[str, Any]]]:
     base = tmp_path_factory.mktemp("browser")
     for name, args in (("browser-caller", ["run", "basic", "--browser", "caller"]),
                        ("browser-callee", ["run", "basic", "--browser", "callee"]),
-                       ("counteroffer", ["run", "counteroffer", "--browser", "callee"])):
+                       ("counteroffer", ["run", "counteroffer", "--browser", "callee"]),
+                       ("mdn-browser-caller", ["run", "mdn", "--browser", "caller"]),
+                       ("mdn-browser-callee", ["run", "mdn", "--browser", "callee"])):
         _child(args, base / name)
         out[name] = (load(base / f"{name}.csv"), json.loads((base / f"{name}.json").read_text()))
     return out
@@ -85,9 +87,10 @@ def test_availability_says_how_to_enable(monkeypatch):
     assert reason is not None and "apt-get install chromium" in reason and "playwright" in reason.lower()
 
 
-@pytest.mark.parametrize("name, browser_side", [("browser-caller", "caller"), ("browser-callee", "callee")])
-def test_basic_call_browser_and_aiortc(calls, name, browser_side):
-    """A basic call between Chromium and Peer connects both ways, rows from both in one frame, and plots.sequence draws it."""
+@pytest.mark.parametrize("name, browser_side", [("browser-caller", "caller"), ("browser-callee", "callee"),
+                                                ("mdn-browser-caller", "caller"), ("mdn-browser-callee", "callee")])
+def test_call_browser_and_aiortc(calls, name, browser_side):
+    """A basic (or mdn) call between Chromium and Peer connects both ways, rows from both in one frame, and plots.sequence draws it."""
     df, summary = calls[name]
     py_side = "callee" if browser_side == "caller" else "caller"
     assert summary["outcome"] == "connected", summary
@@ -99,6 +102,8 @@ def test_basic_call_browser_and_aiortc(calls, name, browser_side):
     assert _states(df, browser_side, "iceConnectionState")[:2] == ["checking", "connected"]  # Chromium
     assert _states(df, py_side, "iceConnectionState")[:2] == ["checking", "completed"]  # aiortc
     assert df.t_ms.is_monotonic_increasing
+    clicks = df[(df.kind == "user") & (df.value == "call")]
+    assert clicks.detail.tolist() == ["caller"]
     assert plots.sequence(df) is not None and plots.states(df) is not None
 
 
@@ -206,3 +211,20 @@ def test_tab_cannot_send_as_another_user(tabs):
     (err,) = tabs["bob_errors"]
     assert err["error"] == "identity" and err["refused"] == "video-offer"
     assert tabs["bot_hung_up"] and tabs["bot_calls"] == 1
+
+
+# --- the course UI in a real browser ---------------------------------------------------------------
+
+
+def test_jupyterlab_callpanel_connects(tmp_path):
+    """JupyterLab on loopback shows a CallPanel in Chromium; clicking Call then Answer shows a connected call (screenshot kept)."""
+    _need_browser()
+    pytest.importorskip("jupyterlab", reason="pip install jupyterlab to test the course UI")
+    import os
+
+    out = Path(os.environ.get("RTCLAB_ARTIFACTS", tmp_path)) / "jupyterlab"
+    proc = browser.run_isolated(["jupyterlab", "--loopback", "--out", str(out)], timeout=240, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"].startswith("connected"), result
+    assert (out / "callpanel.png").stat().st_size > 10_000
