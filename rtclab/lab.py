@@ -166,7 +166,10 @@ class App:
     async def close(self) -> None:
         """Close every peer and stop every track of this app."""
         for pc in self.peers:
-            await pc.close()
+            try:
+                await pc.close()
+            except Exception as exc:  # one peer failing to close must not leave the others open
+                self.report_error(exc)
         for track in self.tracks:
             track.stop()
 
@@ -428,6 +431,9 @@ class _Watcher:
             while hold_end - loop.time() > _EPSILON_S and not self.failed and not self.closed:
                 if self.stop is not None and self.stop.is_set():
                     break
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError  # wait_for may have swallowed a cancel
                 self.changed.clear()
                 try:
                     await asyncio.wait_for(self.changed.wait(), min(hold_end - loop.time(), 0.5))
