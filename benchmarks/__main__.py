@@ -197,11 +197,13 @@ def bench_answer(n: int) -> dict[str, Any]:
             cell[f"{flow}_connected"] = f"{len(sub)}/{n}"
         cell["ratio_naive_over_fix"] = round(cell["answer-on-click"] / cell["counteroffer"], 1) if cell["counteroffer"] else None
         out[f"latency_{lat}ms"] = cell
-    dv = rtclab.sweep(["basic", "vanilla"], trials=n, grid={"topology": ["lan", "nat"]}, progress=False, seed=9)
+    dv = rtclab.sweep(["basic", "vanilla"], trials=max(3, n // 5), grid={"topology": ["lan", "nat"], "link_latency_ms": [5, 50]},
+                      progress=False, seed=9)
     for topo in ("lan", "nat"):
-        for flow in ("basic", "vanilla"):
-            sub = dv[(dv["flow"] == flow) & (dv["topology"] == topo) & (dv["outcome"] == "connected")]
-            out[f"connect_ms_{flow}_{topo}"] = _median(list(sub["t_connected_ms"].astype(float)))
+        for link in (5, 50):
+            for flow in ("basic", "vanilla"):
+                sub = dv[(dv["flow"] == flow) & (dv["topology"] == topo) & (dv["link_latency_ms"] == link) & (dv["outcome"] == "connected")]
+                out[f"connect_ms_{flow}_{topo}_link{link}ms"] = _median(list(sub["t_connected_ms"].astype(float)))
     return out
 
 
@@ -269,10 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     import aiortc
 
+    previous: dict[str, Any] = {}
+    if ns.only and (out / "results.json").exists():  # update only the benchmarks asked for
+        previous = json.loads((out / "results.json").read_text()).get("benchmarks", {})
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, aiortc {aiortc.__version__}",
         "command": "python -m benchmarks" + (" --quick" if ns.quick else "") + (f" --only {' '.join(ns.only)}" if ns.only else ""),
-        "benchmarks": {},
+        "benchmarks": dict(previous),
     }
     for name in ns.only or list(BENCHES):
         t = time.perf_counter()
