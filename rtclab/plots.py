@@ -570,6 +570,9 @@ def sequence(
     label_candidates
         How many candidate arrows per sender get a ``cand`` label (the others
         stay unlabelled so that many candidates stay legible).
+    time_scale
+        ``"auto"`` (linear, or linear-then-log when a busy start is followed by a
+        long quiet wait), ``"linear"`` or ``"symlog"``.
 
     Returns
     -------
@@ -823,6 +826,9 @@ def states(
         Axes to draw on; a new projector-sized figure when ``None``.
     actors
         The peers to draw, top to bottom.
+    time_scale
+        ``"auto"`` (linear, or linear-then-log when a busy start is followed by a
+        long quiet wait), ``"linear"`` or ``"symlog"``.
 
     Returns
     -------
@@ -1023,6 +1029,9 @@ def candidates(data: EventsLike, *, ax: Axes | None = None, time_scale: str = "a
         An event frame (see :mod:`rtclab.trace`) or an object with ``.events``.
     ax
         Axes to draw on; a new projector-sized figure when ``None``.
+    time_scale
+        ``"auto"`` (linear, or linear-then-log when a busy start is followed by a
+        long quiet wait), ``"linear"`` or ``"symlog"``.
 
     Returns
     -------
@@ -1346,6 +1355,9 @@ def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None, tim
         An event frame (see :mod:`rtclab.trace`) or an object with ``.events``.
     figsize
         Figure size in inches; projector-sized by default.
+    time_scale
+        ``"auto"`` (linear, or linear-then-log when a busy start is followed by a
+        long quiet wait), ``"linear"`` or ``"symlog"``.
 
     Returns
     -------
