@@ -274,7 +274,10 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None) -> None:
+async def _play(
+    flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None,
+    abort: threading.Event | None = None,
+) -> None:
     """Play one call inside the running loop; always cleans up."""
     from .flows import get_flow
 
@@ -315,6 +318,7 @@ async def _play(flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNe
     if hooks is not None:  # the call panel: live rows, real clicks, hang-up
         hooks.attach(trace, users)
         watcher.stop = hooks.stop_event()
+    watcher.abort = abort
     before = asyncio.all_tasks()
     app_tasks: list[asyncio.Task[Any]] = []
     try:
@@ -368,6 +372,7 @@ class _Watcher:
         self.tracks: dict[str, set[str]] = {"caller": set(), "callee": set()}
         self.frames: dict[str, set[str]] = {"caller": set(), "callee": set()}
         self.stop: asyncio.Event | None = None
+        self.abort: threading.Event | None = None  # set from another thread: the caller gave up
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         _t, actor, kind, name, value = row[:5]
@@ -416,20 +421,24 @@ class _Watcher:
             if self.stop is not None and self.stop.is_set():
                 self.trace.record("user", "user", "click", "hangup", detail="caller")
                 return
+            if self.abort is not None and self.abort.is_set():
+                self.trace.record("network", "error", "runner", "Cancelled", detail="the caller cancelled the run")
+                return
             remaining = deadline - loop.time()
             if remaining <= _EPSILON_S:  # (an ulp of remaining time would never advance a virtual clock)
                 self.trace.record("network", "error", "deadline", "timeout", detail="deadline reached: the call neither connected nor failed")
                 return
             self.changed.clear()
             try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2) if self.stop is not None else remaining)
+                polled = self.stop is not None or self.abort is not None  # flags set from outside: look every 0.2 s
+                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2) if polled else remaining)
             except asyncio.TimeoutError:
                 pass
         if self.hold_s > 0 and not self.failed:
             # keep the call up (media flowing) for hold_s, unless it breaks
             hold_end = min(deadline, loop.time() + self.hold_s)
             while hold_end - loop.time() > _EPSILON_S and not self.failed and not self.closed:
-                if self.stop is not None and self.stop.is_set():
+                if (self.stop is not None and self.stop.is_set()) or (self.abort is not None and self.abort.is_set()):
                     break
                 me = asyncio.current_task()
                 if me is not None and me.cancelling():
@@ -489,18 +498,23 @@ async def arun(flow: str, **params: Any) -> Run:
     """
     p = _params(flow, params)
     if p["network"] == "sim":
-        return await asyncio.to_thread(_run_blocking, flow, p)
+        abort = threading.Event()
+        try:
+            return await asyncio.to_thread(_run_blocking, flow, p, abort)
+        except BaseException:
+            abort.set()  # cancelled: let the worker thread's run end now, not at its deadline
+            raise
     return await _arun_real(flow, p)
 
 
-async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None) -> Run:
+async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None, abort: threading.Event | None = None) -> Run:
     import time
 
     box: list[Trace] = []
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
-        await _play(flow, p, box, None, hooks)
+        await _play(flow, p, box, None, hooks, abort=abort)
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except Exception as exc:  # recorded, the run still returns
@@ -508,12 +522,12 @@ async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None) -> Run:
     return _finish(flow, p, box[0] if box else None, time.perf_counter() - t0, error)
 
 
-def _run_blocking(flow: str, p: dict[str, Any]) -> Run:
+def _run_blocking(flow: str, p: dict[str, Any], abort: threading.Event | None = None) -> Run:
     """Run in this thread, which must have no running event loop."""
     import time
 
     if p["network"] == "real":
-        return asyncio.run(_arun_real(flow, p))
+        return asyncio.run(_arun_real(flow, p, abort=abort))
     from .network import SimNetwork, run_sim
 
     net = SimNetwork(
@@ -530,7 +544,7 @@ def _run_blocking(flow: str, p: dict[str, Any]) -> Run:
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
-        run_sim(lambda: _play(flow, p, box, net), net)
+        run_sim(lambda: _play(flow, p, box, net, abort=abort), net)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
@@ -558,7 +572,12 @@ def run(flow: str = "basic", **params: Any) -> Run:
     except RuntimeError:
         return _run_blocking(flow, p)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtclab-run") as pool:
-        return pool.submit(_run_blocking, flow, p).result()
+        abort = threading.Event()
+        try:
+            return pool.submit(_run_blocking, flow, p, abort).result()
+        except BaseException:  # KeyboardInterrupt in a notebook: stop the worker's run at once
+            abort.set()
+            raise
 
 
 def _is_main_thread() -> bool:

@@ -165,3 +165,38 @@ def test_run_after_a_runner_error_works(baseline: dict[str, Any]) -> None:
     second = rtclab.run("counteroffer", seed=4)
     pd.testing.assert_frame_equal(first.events, second.events)
     assert_clean(baseline)
+
+
+def test_cancelled_sim_arun_stops_its_worker_thread_early() -> None:
+    """Cancelling arun on the simulated network ends the worker thread's run, not at its deadline."""
+    import asyncio
+    import threading
+
+    import rtclab
+    from rtclab import lab
+
+    finished = threading.Event()
+    original = lab._run_blocking
+
+    def tracked(*args: object, **kwargs: object) -> object:
+        try:
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            finished.set()
+
+    async def main() -> bool:
+        # ten virtual minutes of video would take well over a minute of wall time
+        task = asyncio.ensure_future(rtclab.arun("basic", hold_s=600.0, deadline_s=900.0))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return await asyncio.to_thread(finished.wait, 30.0)  # checked while the loop still runs
+
+    lab._run_blocking = tracked  # type: ignore[assignment]
+    try:
+        assert asyncio.run(main()), "the worker's run kept going after arun was cancelled"
+    finally:
+        lab._run_blocking = original  # type: ignore[assignment]
