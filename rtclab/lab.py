@@ -580,10 +580,6 @@ def run(flow: str = "basic", **params: Any) -> Run:
             raise
 
 
-def _is_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 def flow_source(flow: str, *, helpers: bool = True) -> str:
     """The source code of a flow's two apps, for printing in notebooks.
 
