@@ -40,6 +40,10 @@ other threads is unaffected; installation is reference counted):
   thread becomes an inline decoder driven by the loop.
 * ``RTCDtlsTransport._recv_next`` / ``_write_ssl``: DTLS handshake
   retransmission on a virtual timer (OpenSSL's own timer runs on real time).
+* module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder gets a fixed speed
+  (``cpu-used`` 6, not aiortc's -6, which lets libvpx pick its speed by timing
+  each encode on the wall clock) and one thread, so frame sizes do not depend
+  on machine load.
 * ``__hash__`` of ``RTCIceTransport``, ``RTCDtlsTransport``, ``RTCRtpSender``,
   ``RTCRtpReceiver``: creation order, so set iteration is reproducible.
 * The loop itself runs executor jobs inline and creates tasks whose hash is
@@ -74,6 +78,7 @@ import aioice.turn
 import aiortc
 import aiortc.clock
 import aiortc.codecs.vpx
+import av as _av
 import aiortc.mediastreams
 import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
@@ -940,6 +945,52 @@ class _RandomProxy:
         return getattr(_random_mod, name)
 
 
+class _PinnedEncoder:
+    """A libvpx encoder context whose speed does not depend on the wall clock.
+
+    aiortc asks libvpx for ``cpu-used=-6``: in VP8 a negative value selects the
+    speed automatically by timing each encode on the wall clock, so frame sizes
+    (and packet counts) vary with machine load. In a sim run the speed is fixed
+    and encoding single-threaded, so the same run gives the same packets.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "options" and isinstance(value, dict) and "cpu-used" in value:
+            value = {**value, "cpu-used": str(abs(int(value["cpu-used"])))}
+        elif name == "thread_count":
+            value = 1
+        setattr(self._ctx, name, value)
+
+
+class _CodecContextProxy:
+    """Stands in for ``av.CodecContext`` in aiortc.codecs.vpx: pins encoders in a sim."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_av.CodecContext, name)
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = _av.CodecContext.create(*args, **kwargs)
+        mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
+        if in_sim() is not None and mode == "w":
+            return _PinnedEncoder(ctx)
+        return ctx
+
+
+class _AvProxy:
+    """Stands in for the ``av`` module inside aiortc.codecs.vpx."""
+
+    CodecContext = _CodecContextProxy()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_av, name)
+
+
 class _InlineDecoderQueue(_queue_mod.Queue):  # type: ignore[type-arg]
     """The receiver's decoder input queue; in a sim, a put decodes inline."""
 
@@ -1209,6 +1260,7 @@ def _patch_table() -> list[tuple[Any, str, Any]]:
         table.append((module, "random", _RandomProxy()))
     for cls in _HASHED_CLASSES:
         table.append((cls, "__hash__", _sim_hash))
+    table.append((aiortc.codecs.vpx, "av", _AvProxy()))
     return table
 
 

@@ -499,3 +499,25 @@ def test_parallel_sims_in_threads_match_sequential() -> None:
         thread.join(120)
     assert [results[1], results[2]] == sequential
     _assert_all_patches_removed()
+
+
+def test_sim_pins_the_vp8_encoder_speed() -> None:
+    """In a sim run aiortc's VP8 encoder gets a fixed speed (libvpx's auto speed times itself on the wall clock)."""
+    import aiortc.codecs.vpx as vpx
+
+    from rtclab.network import SimNetwork, run_sim
+
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        ctx = vpx.av.CodecContext.create("libvpx", "w")
+        ctx.options = {"cpu-used": "-6", "deadline": "realtime"}
+        ctx.thread_count = 4
+        seen["options"] = dict(ctx.options)
+        seen["threads"] = ctx.thread_count
+
+    run_sim(main, SimNetwork())
+    assert seen["options"]["cpu-used"] == "6" and seen["threads"] == 1
+    import av
+
+    assert vpx.av is av  # the patch is gone after the run
