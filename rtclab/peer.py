@@ -26,9 +26,12 @@ trickle ICE (``trickle``)
     ``None`` (end-of-candidates), and ``iceGatheringState`` reaches
     ``complete`` only then, as in a browser. Keeping ``a=end-of-candidates`` in
     a stripped SDP would make aioice ignore every later candidate silently.
-    Limit: gathering itself still happens inside ``setLocalDescription``, so it
-    resolves after gathering (fast for host candidates; a STUN round trip with
-    a STUN server) where a browser resolves first and gathers afterwards.
+    As in a browser, ``setLocalDescription`` resolves as soon as the
+    description is applied: aiortc's call (which gathers) runs in the
+    background, host candidates are announced at once and server-reflexive /
+    relay ones when aiortc's gathering ends. Limits: those later candidates
+    come together rather than one by one, and the next API call waits for
+    aiortc to finish gathering.
 operations chain (``chain``)
     Like a browser (W3C "chain an operation"), API calls run one after another
     in call order: an ``addIceCandidate`` issued while ``setRemoteDescription``
