@@ -183,7 +183,7 @@ CELLS = [
     md("""
     Why no end-of-candidates? A reordering channel can deliver the end-of-candidates
     message before the last candidate. The specification leaves open what a browser
-    does with a candidate that comes after it (Chrome accepts it); rtclab's emulated
+    does with a candidate that comes after it; rtclab's emulated
     peer refuses it with an `OperationError`, the strict reading. Leaving
     end-of-candidates out avoids the question, and costs nothing while the call
     connects: ICE simply keeps listening for more candidates. (Notebook 08 shows what
