@@ -40,14 +40,15 @@ other threads is unaffected; installation is reference counted):
   thread becomes an inline decoder driven by the loop.
 * ``RTCDtlsTransport._recv_next`` / ``_write_ssl``: DTLS handshake
   retransmission on a virtual timer (OpenSSL's own timer runs on real time).
-* module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder gets a fixed speed
-  (``cpu-used`` 6, not aiortc's -6, which lets libvpx pick its speed by timing
-  each encode on the wall clock) and one thread, so frame sizes do not depend
-  on machine load.
+* module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder keeps a fixed speed
+  (a negative ``cpu-used``, as aiortc asks; a positive one would let libvpx
+  pick its speed by timing each encode on the wall clock) and one thread, so
+  frame sizes do not depend on machine load or core count.
 * ``__hash__`` of ``RTCIceTransport``, ``RTCDtlsTransport``, ``RTCRtpSender``,
   ``RTCRtpReceiver``: creation order, so set iteration is reproducible.
-* The loop itself runs executor jobs inline and creates tasks whose hash is
-  their creation order.
+* The loop itself runs executor jobs inline, creates tasks whose hash is
+  their creation order, and fires timers due at the same instant in the order
+  they were scheduled.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import asyncio
 import contextvars
 import datetime
 import hashlib
+import heapq
 import importlib.metadata
 import inspect
 import itertools
@@ -236,6 +238,48 @@ class _VirtualSelector(selectors.BaseSelector):
         return []
 
 
+class _FifoTimerHandle(asyncio.TimerHandle):
+    """A timer that, among timers due at the same instant, fires in scheduling order.
+
+    ``asyncio.TimerHandle`` compares by due time only, so equal-time timers leave
+    the heap in an order that depends on the heap's whole history (any extra or
+    cancelled timer elsewhere reshuffles them). On a virtual clock equal times
+    are common: two datagrams sent together on one link arrive together, and a
+    real link keeps them in order. Ties are broken by a sequence number.
+    """
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: Any, loop: asyncio.AbstractEventLoop, context: Any, seq: int) -> None:
+        super().__init__(when, callback, args, loop, context=context)
+        self._seq = seq
+
+    def _key(self) -> tuple[float, int]:
+        return (self._when, self._seq)
+
+    def __lt__(self, other: Any) -> bool:
+        if isinstance(other, _FifoTimerHandle):
+            return self._key() < other._key()
+        return super().__lt__(other)
+
+    def __le__(self, other: Any) -> bool:
+        if isinstance(other, _FifoTimerHandle):
+            return self._key() <= other._key()
+        return super().__le__(other)
+
+    def __gt__(self, other: Any) -> bool:
+        if isinstance(other, _FifoTimerHandle):
+            return self._key() > other._key()
+        return super().__gt__(other)
+
+    def __ge__(self, other: Any) -> bool:
+        if isinstance(other, _FifoTimerHandle):
+            return self._key() >= other._key()
+        return super().__ge__(other)
+
+    __hash__ = asyncio.TimerHandle.__hash__
+
+
 class VirtualLoop(asyncio.SelectorEventLoop):
     """A discrete-event asyncio loop: ``time()`` is virtual and idle waits take no wall time."""
 
@@ -244,6 +288,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         self.net = net
         self.stall_error = stall_error
         self._hash_seq = itertools.count(1)
+        self._timer_seq = itertools.count()
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
@@ -258,6 +303,21 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
     def next_hash(self) -> int:
         return next(self._hash_seq)
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.TimerHandle:  # type: ignore[override]
+        """``call_at`` whose timers due at the same instant fire first-in, first-out."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = _FifoTimerHandle(when, callback, args, self, context, next(self._timer_seq))
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
 
     @staticmethod
     def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:  # type: ignore[type-arg]
@@ -948,10 +1008,12 @@ class _RandomProxy:
 class _PinnedEncoder:
     """A libvpx encoder context whose speed does not depend on the wall clock.
 
-    aiortc asks libvpx for ``cpu-used=-6``: in VP8 a negative value selects the
-    speed automatically by timing each encode on the wall clock, so frame sizes
-    (and packet counts) vary with machine load. In a sim run the speed is fixed
-    and encoding single-threaded, so the same run gives the same packets.
+    In VP8 real-time mode a *negative* ``cpu-used`` is a fixed speed (-6 means
+    speed 6), while a positive one makes libvpx pick the speed per frame by
+    timing its own encodes on the wall clock (``vp8_auto_select_speed``), so
+    frame sizes, and with them packet counts, would follow machine load. aiortc
+    asks for -6; in a sim run the speed is kept fixed whatever is asked, and
+    encoding is single-threaded, so the same run gives the same packets.
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -962,7 +1024,7 @@ class _PinnedEncoder:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "options" and isinstance(value, dict) and "cpu-used" in value:
-            value = {**value, "cpu-used": str(abs(int(value["cpu-used"])))}
+            value = {**value, "cpu-used": str(-abs(int(value["cpu-used"])) or -6)}
         elif name == "thread_count":
             value = 1
         setattr(self._ctx, name, value)
@@ -1103,6 +1165,7 @@ class _DtlsState:
     deadline: float | None = None
     retransmits: int = 0
     seen: set[bytes] = field(default_factory=set)
+    real_timeouts_defused: int = 0
 
 
 def _dtls_state(self: Any) -> _DtlsState:
@@ -1139,6 +1202,46 @@ async def _sim_write_ssl(self: Any) -> None:
 
 async def _resend_flight(self: Any, state: _DtlsState) -> None:
     for data in state.flight:
+        await self.transport._send(data)
+        self._RTCDtlsTransport__tx_bytes += len(data)
+        self._RTCDtlsTransport__tx_packets += 1
+
+
+def _drain_bio(ssl: Any) -> list[bytes]:
+    """Everything OpenSSL has written to its outgoing memory BIO."""
+    from OpenSSL import SSL
+
+    out = []
+    while True:
+        try:
+            data = ssl.bio_read(1500)
+        except SSL.Error:  # WantReadError: nothing left
+            return out
+        if not data:
+            return out
+        out.append(data)
+
+
+async def _defuse_openssl_timer(self: Any, state: _DtlsState) -> None:
+    """Keep OpenSSL's own real-time DTLS timer from retransmitting in a sim.
+
+    OpenSSL checks its retransmission timer (on the real clock) whenever it
+    reads, and resends the last flight by itself once the timer has run out.
+    A sim handshake normally takes milliseconds of real time, but on a loaded
+    machine it can take over a second, and the extra flight would change the
+    run (more packets, other loss draws). The sim already retransmits on
+    virtual time (:func:`_sim_recv_next`), so an expired real timer is fired
+    here, before OpenSSL can, and the flight it writes is thrown away.
+    """
+    ssl = self._ssl
+    left = ssl.DTLSv1_get_timeout()
+    if left is None or left > 0:
+        return
+    pending = _drain_bio(ssl)  # normally empty: every operation is followed by _write_ssl
+    ssl.DTLSv1_handle_timeout()
+    _drain_bio(ssl)
+    state.real_timeouts_defused += 1
+    for data in pending:
         await self.transport._send(data)
         self._RTCDtlsTransport__tx_bytes += len(data)
         self._RTCDtlsTransport__tx_packets += 1
@@ -1198,6 +1301,7 @@ async def _sim_recv_next(self: Any) -> None:
         elif not self._RTCDtlsTransport__handshake_done:
             state.seen.add(digest)
             state.new_flight = True
+        await _defuse_openssl_timer(self, state)
         self._ssl.bio_write(data)
         try:
             data = self._ssl.recv(1500)

@@ -27,6 +27,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 
+import rtclab
 from rtclab import network
 from rtclab.network import SimNetwork, SimStalled, SimVersionError, host_scope, run_sim
 
@@ -501,8 +502,11 @@ def test_parallel_sims_in_threads_match_sequential() -> None:
     _assert_all_patches_removed()
 
 
-def test_sim_pins_the_vp8_encoder_speed() -> None:
-    """In a sim run aiortc's VP8 encoder gets a fixed speed (libvpx's auto speed times itself on the wall clock)."""
+@pytest.mark.parametrize("asked", ["-6", "6", "0"])
+def test_sim_pins_the_vp8_encoder_speed(asked: str) -> None:
+    """In a sim run aiortc's VP8 encoder keeps a fixed speed: in VP8 real-time mode
+    a negative cpu-used is fixed, a positive one is libvpx's auto speed, which times
+    each encode on the wall clock."""
     import aiortc.codecs.vpx as vpx
 
     from rtclab.network import SimNetwork, run_sim
@@ -511,13 +515,92 @@ def test_sim_pins_the_vp8_encoder_speed() -> None:
 
     async def main() -> None:
         ctx = vpx.av.CodecContext.create("libvpx", "w")
-        ctx.options = {"cpu-used": "-6", "deadline": "realtime"}
+        ctx.options = {"cpu-used": asked, "deadline": "realtime"}
         ctx.thread_count = 4
         seen["options"] = dict(ctx.options)
         seen["threads"] = ctx.thread_count
 
     run_sim(main, SimNetwork())
-    assert seen["options"]["cpu-used"] == "6" and seen["threads"] == 1
+    assert seen["options"]["cpu-used"] == {"-6": "-6", "6": "-6", "0": "-6"}[asked] and seen["threads"] == 1
     import av
 
     assert vpx.av is av  # the patch is gone after the run
+
+
+def test_equal_time_timers_fire_in_scheduling_order() -> None:
+    """Timers due at the same virtual instant fire first-in, first-out, whatever else is on the heap.
+
+    Plain asyncio compares timers by due time only, so ties leave the heap in an
+    order set by its history (an extra or cancelled timer elsewhere reshuffles them).
+    """
+    fired: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        noise = []
+        for i in range(40):
+            loop.call_at(1.0, fired.append, i)
+            noise.append(loop.call_at(0.5 + (i * 7919 % 13) / 100.0, lambda: None))
+            if i % 3 == 0:
+                noise[-1].cancel()
+        await asyncio.sleep(2.0)
+
+    run_sim(main, SimNetwork())
+    assert fired == list(range(40))
+
+
+def test_datagrams_on_one_link_arrive_in_order() -> None:
+    """Without jitter a link is FIFO: every packet of a media burst is delivered in send order."""
+    r = rtclab.run("basic", link_latency_ms=200, hold_s=1.0, record_packets=True)
+    net = r.events[r.events.kind == "net"]
+    sent = net[net.value == "sent"].set_index("ref")["detail"]
+    delivered = net[net.value == "delivered"]
+    assert len(delivered) > 50
+    for detail, rows in delivered.groupby(delivered["ref"].map(sent)):
+        order = [int(ref[1:]) for ref in rows["ref"]]
+        assert order == sorted(order), f"reordered on {detail}"
+
+
+def test_recording_packets_changes_nothing_else() -> None:
+    """record_packets only adds "net" rows: every other row is the same, media times included."""
+    plain = rtclab.run("basic", link_latency_ms=200).events
+    logged = rtclab.run("basic", link_latency_ms=200, record_packets=True).events
+    logged = logged[logged.kind != "net"].reset_index(drop=True)
+    cols = ["t_ms", "actor", "kind", "name", "value", "prev", "detail"]
+    assert logged[cols].astype(str).values.tolist() == plain[cols].astype(str).values.tolist()
+    assert (plain.name == "first-frame").sum() == 2
+
+
+def test_dtls_ignores_openssl_real_time_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handshake that takes over a second of real time (a loaded machine) gives the same run.
+
+    OpenSSL retransmits a DTLS flight by itself once its timer, on the real clock,
+    has run out; the sim fires that timer first and drops the flight, since it
+    retransmits on virtual time itself.
+    """
+    quick = rtclab.run("basic", link_latency_ms=200, record_packets=True).events
+    original = network._sim_recv_next
+    slept: list[float] = []
+
+    async def slow_recv_next(self: Any) -> None:
+        if not slept and self._ssl is not None and self._ssl.DTLSv1_get_timeout() is not None:
+            slept.append(1.05)
+            time.sleep(1.05)  # OpenSSL's first timeout is 1 s of real time
+        return await original(self)
+
+    patched = [(o, n, slow_recv_next if r is original else r) for o, n, r in network._PATCHES]
+    monkeypatch.setattr(network, "_PATCHES", patched)
+    defused: list[int] = []
+    original_defuse = network._defuse_openssl_timer
+
+    async def counting_defuse(self: Any, state: Any) -> None:
+        before = state.real_timeouts_defused
+        await original_defuse(self, state)
+        defused.append(state.real_timeouts_defused - before)
+
+    monkeypatch.setattr(network, "_defuse_openssl_timer", counting_defuse)
+    slow = rtclab.run("basic", link_latency_ms=200, record_packets=True).events
+    assert slept and sum(defused) >= 1
+    assert (slow.name == "dtls").sum() == (quick.name == "dtls").sum()
+    cols = ["t_ms", "actor", "kind", "name", "value", "ref", "detail"]
+    assert slow[cols].astype(str).values.tolist() == quick[cols].astype(str).values.tolist()

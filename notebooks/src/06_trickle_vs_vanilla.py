@@ -88,7 +88,7 @@ CELLS = [
     setup = rtclab.sweep(["basic", "vanilla"], trials=1, progress=False,
                          grid={"topology": ["lan", "nat"], "link_latency_ms": [5, 50]})
     print(setup[["flow", "topology", "link_latency_ms", "outcome", "gathering_ms",
-                 "t_connected_ms", "messages_sent"]].round().to_string(index=False))
+                 "t_connected_ms", "t_first_frame_ms", "messages_sent"]].round().to_string(index=False))
     """),
     md("""
     How to read it. With vanilla ICE a side's description leaves only after

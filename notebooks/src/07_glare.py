@@ -47,8 +47,9 @@ CELLS = [
     Then the answers to the two original offers arrive. Those offers no longer exist,
     and an answer in `stable` is an error: `setRemoteDescription` raises
     `InvalidStateError` on both sides. The candidates are mixed up as well: each side
-    has sent candidates of the connection it rolled back and of the new one, and the
-    other side refuses those that come after an end-of-candidates.
+    has sent candidates of the connection it rolled back (port 50000) and of the one
+    that replaced it (port 50001), and the other side adds them all to one connection.
+    Exercise 7.1 shows what a slower channel adds to this.
     """),
     code("""
     errors = glare.events.query("kind == 'error' and name != 'onmessage'")

@@ -289,16 +289,15 @@ CELLS = [
     code("""
     media = rtclab.sweep(["counteroffer", "answer-on-click"], trials=1, grid={"link_latency_ms": [5, 50, 200]},
                          progress=False, workers=1)
-    media["connected_before_click"] = media["t_connected_ms"] < media["t_answer_click_ms"]
-    media[["flow", "link_latency_ms", "t_connected_ms", "t_answer_click_ms", "connected_before_click"]].round()
+    media[["flow", "link_latency_ms", "t_connected_ms", "t_answer_click_ms", "answer_to_media_caller_ms",
+           "answer_to_media_callee_ms"]].round()
     """),
     md("""
     For `counteroffer` the media path is all there is, as long as the call is connected
-    before the click (the last column): the callee already receives video, and the caller
-    waits for the first frame of the callee's camera to cross the link, at least one
-    one-way trip of the media path. (This cell prints no first-frame times: at long link latencies
-    they still vary by a few frames from run to run in rtclab's simulation, see the README's
-    known limits.) For `answer-on-click`
+    before the click: the callee already receives video (its side stays zero), and the
+    caller waits for the first frame of the callee's camera to cross the link. That wait is
+    one one-way trip of the media path plus the wait for the camera's next frame (one every
+    33 ms), so it grows with the link latency. For `answer-on-click`
     the same media path comes on top of the whole connection set-up (ICE checks and DTLS
     handshake, all on the same slow link), which starts only after the click, so it grows
     faster.
@@ -404,10 +403,15 @@ CELLS = [
     print(errs.sort_values(["t_ms", "actor", "name"]).to_string(index=False))
     """),
     md("""
-    Yes, with the same errors, only later (see their times: the answers now need two slow
-    trips to come back). Both offers are made at time 0, before either could arrive, so they
-    cross whatever the latency. Glare needs both sides to offer before the other's offer
-    arrives, and a slower channel only keeps that window open longer.
+    Yes, with the same two `InvalidStateError`s, only later (see their times: the answers
+    now need two slow trips to come back). Both offers are made at time 0, before either
+    could arrive, so they cross whatever the latency. Glare needs both sides to offer before
+    the other's offer arrives, and a slower channel only keeps that window open longer.
+
+    There are new errors too. With a slow channel, each side's first connection finished
+    gathering long before the other's offer arrived, so its end-of-candidates went out; the
+    candidates of the connection that replaced it (port 50001) arrive after that marker and
+    are refused with `OperationError`.
 
     **Exercise 7.2.** In `perfect`, which side's video arrives first, and why?
     """),
@@ -491,7 +495,7 @@ CELLS = [
     than with no loss?
     """),
     code("""
-    pd.DataFrame({loss: rtclab.run("basic", link_loss=loss).metrics[["outcome", "t_connected_ms"]]
+    pd.DataFrame({loss: rtclab.run("basic", link_loss=loss).metrics[["outcome", "t_connected_ms", "t_first_frame_ms"]]
                   for loss in (0.0, 0.5)})
     """),
     md("""
