@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 6503
 ROUTED = ("video-offer", "video-answer", "new-ice-candidate", "hang-up")
+#: how long a closing WebSocket waits for the other side's close frame (websockets'
+#: default is 10 s; on Ctrl-C the server stops within about twice this)
+CLOSE_TIMEOUT_S = 2.0
 MAX_NAME = 64
 
 
@@ -186,6 +189,7 @@ class SignalingServer:
         self._server = await ws_serve(
             self._connection, self.host, self.port, subprotocols=["json"], max_size=2**20,
             select_subprotocol=_select_json, process_request=self._http,
+            close_timeout=CLOSE_TIMEOUT_S,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -207,7 +211,7 @@ class SignalingServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT_S + 1)
             self._server = None
 
     async def __aenter__(self) -> SignalingServer:
@@ -554,6 +558,11 @@ def run_from_args(ns: Any) -> int:
         bot = f", bot user {ns.bot!r}" if ns.bot else ""
         print(f"rtclab serve: listening on {server.url} (subprotocol json){bot}; Ctrl-C stops", flush=True)
 
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: print every thread's stack (for a stuck server)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         asyncio.run(serve(ns.host, ns.port, bot=ns.bot, answer_delay_ms=ns.answer_delay_ms, save_dir=ns.save_dir, ready=ready))
     except KeyboardInterrupt:
