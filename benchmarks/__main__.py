@@ -272,11 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     import aiortc
 
     previous: dict[str, Any] = {}
-    if ns.only and (out / "results.json").exists():  # update only the benchmarks asked for
-        previous = json.loads((out / "results.json").read_text()).get("benchmarks", {})
+    command = "python -m benchmarks" + (" --quick" if ns.quick else "") + (f" --only {' '.join(ns.only)}" if ns.only else "")
+    if ns.only and (out / "results.json").exists():  # update only the benchmarks asked for, keep the history
+        before = json.loads((out / "results.json").read_text())
+        previous = before.get("benchmarks", {})
+        command = f"{before.get('command', '?')}; then {command}"
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, aiortc {aiortc.__version__}",
-        "command": "python -m benchmarks" + (" --quick" if ns.quick else "") + (f" --only {' '.join(ns.only)}" if ns.only else ""),
+        "command": command,
         "benchmarks": dict(previous),
     }
     for name in ns.only or list(BENCHES):
