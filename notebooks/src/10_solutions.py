@@ -296,8 +296,11 @@ CELLS = [
     For `counteroffer` the media path is all there is, as long as the call is connected
     before the click: the callee already receives video (its side stays zero), and the
     caller waits for the first frame of the callee's camera to cross the link. That wait is
-    one one-way trip of the media path plus the wait for the camera's next frame (one every
-    33 ms), so it grows with the link latency. For `answer-on-click`
+    one one-way trip of the media path plus up to two frame intervals (33 ms each): one for
+    the camera's next frame, and one because aiortc's receiver passes a frame on only when a
+    packet of the following frame arrives (run with `record_packets=True` and compare the
+    `net` rows with the `first-frame` row to see it). So it grows with the link latency. For
+    `answer-on-click`
     the same media path comes on top of the whole connection set-up (ICE checks and DTLS
     handshake, all on the same slow link), which starts only after the click, so it grows
     faster.
