@@ -39,7 +39,8 @@ other threads is unaffected; installation is reference counted):
 * module ``threading`` and ``queue`` of ``aiortc.rtcrtpreceiver``: the decoder
   thread becomes an inline decoder driven by the loop.
 * ``RTCDtlsTransport._recv_next`` / ``_write_ssl``: DTLS handshake
-  retransmission on a virtual timer (OpenSSL's own timer runs on real time).
+  retransmission on a virtual timer (OpenSSL's own timer runs on real time, so
+  when it has run out it is fired before OpenSSL reads and its flight dropped).
 * module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder keeps a fixed speed
   (a negative ``cpu-used``, as aiortc asks; a positive one would let libvpx
   pick its speed by timing each encode on the wall clock) and one thread, so
