@@ -195,7 +195,9 @@ def test_counteroffer_connects_and_measures_answer_to_media() -> None:
     m = r.metrics
     assert m["candidates_lost"] == 0
     assert m["answer_to_media_ms"] >= 0
-    assert m["t_connected_ms"] < m["t_answer_click_ms"] < m["t_first_frame_ms"]
+    # the caller sees video only once the user has clicked Answer (the callee's camera goes on then);
+    # whether the call is connected before the click depends on the real machine's speed (the sim tests that)
+    assert m["t_answer_click_ms"] < m["t_first_frame_caller_ms"]
 
 
 def test_answer_on_click_connects_despite_lost_candidates() -> None:

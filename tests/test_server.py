@@ -289,8 +289,11 @@ def test_command_line_serves_with_bot(tmp_path):
     import subprocess
     import sys
 
+    # Ctrl-C as in a terminal: a test run started in the background (CI, nohup) ignores SIGINT,
+    # and a child would inherit that and never stop
     proc = subprocess.Popen([sys.executable, "-m", "rtclab.server", "--port", "0", "--save", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         async def main() -> None:
             line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
