@@ -75,6 +75,8 @@ def test_counteroffer_answers_faster_than_answer_on_click() -> None:
     for r, before in ((fix, True), (naive, False)):
         pc = r.events.query("actor == 'callee' and name == 'RTCPeerConnection'")["t_ms"].min()
         assert bool(pc < r.metrics["t_answer_click_ms"]) is before
+    # so with the fix the call is already connected when the user clicks; the click only adds the camera
+    assert fix.metrics["t_connected_ms"] < fix.metrics["t_answer_click_ms"] < fix.metrics["t_first_frame_caller_ms"]
 
 
 def test_offer_before_tracks_negotiates_no_media() -> None:
