@@ -29,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "determinism.json"
+#: a starved child is slow on purpose, but never allowed to hang the benchmark
+CHILD_TIMEOUT_S = 1800.0
 
 #: name -> (flow, parameters): the runs most exposed to a real-clock leak
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -60,7 +62,7 @@ def _child(hashseed: int, starved: bool) -> dict[str, Any]:
     if starved:
         cmd = ["nice", "-n", "19", *cmd]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=CHILD_TIMEOUT_S)
     return {"hashseed": hashseed, "starved": starved, "wall_s": round(time.perf_counter() - t0, 1),
             "cases": json.loads(done.stdout.strip().splitlines()[-1])}
 
