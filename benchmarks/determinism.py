@@ -67,9 +67,17 @@ def _child(hashseed: int, starved: bool) -> dict[str, Any]:
             "cases": json.loads(done.stdout.strip().splitlines()[-1])}
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.determinism", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="starved runs (each in a new process)")
+    parser.add_argument("--repeats", type=_positive, default=3,
+                        help="starved runs, at least 1 (each in a new process)")
     parser.add_argument("--hogs", type=int, default=3, help="busy-loop processes competing for the CPU")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    slow = max(run["wall_s"] for run in starved) / max(quiet["wall_s"], 1e-9) if starved else 0.0
+    slow = max(run["wall_s"] for run in starved) / max(quiet["wall_s"], 1e-9)
     print(f"{len(CASES)} cases; quiet run {quiet['wall_s']} s; {len(starved)} starved runs "
           f"(up to x{slow:.0f} slower) next to {args.hogs} busy loops")
     print("every starved frame matches the quiet one" if not mismatches else f"MISMATCHES: {mismatches}")
