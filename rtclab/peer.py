@@ -566,20 +566,17 @@ class Peer:
             self._error(f"on{name}", exc)
 
     def _record_selected_pair(self) -> None:
-        for t in self._pc.getTransceivers()[:1] or []:
-            conn = getattr(getattr(t.receiver.transport, "transport", None), "_connection", None)
+        # the DTLS transports of the first transceiver and of SCTP share the (bundled) ICE transport
+        dtls = [t.receiver.transport for t in self._pc.getTransceivers()[:1]]
+        if self._pc.sctp is not None:
+            dtls.append(self._pc.sctp.transport)
+        for transport in dtls:
+            conn = getattr(getattr(transport, "transport", None), "_connection", None)
             pair = (getattr(conn, "_nominated", {}) or {}).get(1) if conn else None
             if pair is not None:
                 lt, rt = pair.local_candidate.type, pair.remote_candidate.type
                 self._rec("ice", "selected-pair", f"{lt}/{rt}", detail=repr(pair))
                 return
-        sctp = self._pc.sctp
-        if sctp is not None:
-            conn = getattr(sctp.transport.transport, "_connection", None)
-            pair = (getattr(conn, "_nominated", {}) or {}).get(1) if conn else None
-            if pair is not None:
-                lt, rt = pair.local_candidate.type, pair.remote_candidate.type
-                self._rec("ice", "selected-pair", f"{lt}/{rt}", detail=repr(pair))
 
     def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         if pc is not self._pc:
