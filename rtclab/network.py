@@ -1196,16 +1196,19 @@ async def _sim_write_ssl(self: Any) -> None:
                 state.deadline = asyncio.get_running_loop().time() + state.rto
                 state.retransmits = 0
             state.flight.append(data)
+        await _send_datagrams(self, [data])
+
+
+async def _send_datagrams(self: Any, datagrams: list[bytes]) -> None:
+    """Send DTLS datagrams on the ICE transport, counted as aiortc's ``_write_ssl`` counts them."""
+    for data in datagrams:
         await self.transport._send(data)
         self._RTCDtlsTransport__tx_bytes += len(data)
         self._RTCDtlsTransport__tx_packets += 1
 
 
 async def _resend_flight(self: Any, state: _DtlsState) -> None:
-    for data in state.flight:
-        await self.transport._send(data)
-        self._RTCDtlsTransport__tx_bytes += len(data)
-        self._RTCDtlsTransport__tx_packets += 1
+    await _send_datagrams(self, state.flight)
 
 
 def _drain_bio(ssl: Any) -> list[bytes]:
@@ -1242,10 +1245,7 @@ async def _defuse_openssl_timer(self: Any, state: _DtlsState) -> None:
     ssl.DTLSv1_handle_timeout()
     _drain_bio(ssl)
     state.real_timeouts_defused += 1
-    for data in pending:
-        await self.transport._send(data)
-        self._RTCDtlsTransport__tx_bytes += len(data)
-        self._RTCDtlsTransport__tx_packets += 1
+    await _send_datagrams(self, pending)
 
 
 async def _sim_recv_next(self: Any) -> None:
