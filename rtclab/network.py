@@ -293,7 +293,11 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         selector = _VirtualSelector()
         super().__init__(selector)
         selector.loop = self
-        self.set_task_factory(self._task_factory)
+        # Not ``self._task_factory``: asyncio's BaseEventLoop.__init__ sets an
+        # instance attribute of that name (None), which would shadow a method
+        # and silently install no factory at all (tasks would then hash by
+        # memory address, and runs with TURN would not repeat).
+        self.set_task_factory(VirtualLoop._sim_task_factory)
 
     def time(self) -> float:
         return self._vtime
@@ -321,7 +325,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         return timer
 
     @staticmethod
-    def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:  # type: ignore[type-arg]
+    def _sim_task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:  # type: ignore[type-arg]
         task = _SimTask(coro, loop=loop, **kwargs)
         assert isinstance(loop, VirtualLoop)
         task._rtclab_seq = loop.next_hash()

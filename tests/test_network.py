@@ -264,6 +264,45 @@ def test_determinism_same_process_and_other_hashseed() -> None:
     assert other == first
 
 
+def test_virtual_loop_installs_its_task_factory() -> None:
+    """The loop's task factory is really installed, so tasks hash in creation order, not by address."""
+    loop = network.VirtualLoop(SimNetwork())
+    try:
+        assert loop.get_task_factory() is network.VirtualLoop._sim_task_factory
+
+        async def nothing() -> None:
+            return None
+
+        first = loop.create_task(nothing())
+        second = loop.create_task(nothing())
+        loop.run_until_complete(asyncio.gather(first, second))
+        assert isinstance(first, network._SimTask)
+        assert hash(second) == hash(first) + 1
+    finally:
+        loop.close()
+
+
+def _turn_symmetric_frame() -> list[list[Any]]:
+    result = rtclab.run("basic", network="sim", topology="nat", nat="symmetric", turn=True, seed=3)
+    cols = ["t_ms", "actor", "kind", "name", "value", "prev", "ref", "detail"]
+    return result.events[cols].astype(str).values.tolist()
+
+
+def test_turn_behind_symmetric_nats_repeats_across_runs_and_processes() -> None:
+    """With TURN behind symmetric NATs (srflx and relay candidates race) the whole frame repeats exactly."""
+    first = _turn_symmetric_frame()
+    assert any("relay" in row[7] for row in first)
+    for _ in range(2):
+        assert _turn_symmetric_frame() == first
+    code = (
+        "import json, sys; sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r});"
+        "import test_network as t; print(json.dumps(t._turn_symmetric_frame()))"
+    ).format(root=str(ROOT), tests=str(ROOT / "tests"))
+    env = dict(os.environ, PYTHONHASHSEED="54321")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == first
+
+
 def _is_original(owner: Any, name: str, original: Any) -> bool:
     if original is network._MISSING:
         return name not in owner.__dict__
