@@ -405,47 +405,65 @@ const FLOWS = {
       }
     });
   },
-  // mdn: the MDN "Signaling and video calling" sample's logic: no end-of-candidates,
-  // no candidate queue, errors only reported (reportError)
-  async "mdn-caller"() {
-    const cam = camera();
-    const pc = window.pc = new RTCPeerConnection(config);
-    pc.onicecandidate = (e) => { if (e.candidate) send({type: "new-ice-candidate", target: OTHER, candidate: e.candidate}); };
-    pc.onnegotiationneeded = async () => {
-      try {
-        const offer = await pc.createOffer();
-        if (pc.signalingState !== "stable") return;   // the sample postpones
-        await pc.setLocalDescription(offer);
-        send({type: "video-offer", target: OTHER, sdp: pc.localDescription});
-      } catch (err) { reportError(err); }
-    };
-    onMessage(async (msg) => {
-      try {
-        if (msg.type === "video-answer") await pc.setRemoteDescription(msg.sdp);
-        else if (msg.type === "new-ice-candidate") await pc.addIceCandidate(msg.candidate);
-      } catch (err) { reportError(err); }
-    });
-    const stream = await cam;
-    for (const track of stream.getTracks()) pc.addTrack(track, stream);
-  },
-  async "mdn-callee"() {
-    const cam = camera();
-    let pc = null;   // the sample's myPeerConnection: null until an offer arrives
+  // mdn: the MDN "Signaling and video calling" sample (chatclient.js) as written, one app for
+  // both sides: addTransceiver on both, onnegotiationneeded on both (so the callee renegotiates),
+  // its glare branch, no end-of-candidates, no candidate queue, errors only reported, and the
+  // call closed on "disconnected"
+  async mdn() {
+    let pc = null, webcam = null;
+    function createPeerConnection() {
+      pc = window.pc = new RTCPeerConnection(config);
+      pc.onicecandidate = (e) => { if (e.candidate) send({type: "new-ice-candidate", target: OTHER, candidate: e.candidate}); };
+      pc.oniceconnectionstatechange = () => {
+        if (["closed", "failed", "disconnected"].includes(pc.iceConnectionState)) closeVideoCall();
+      };
+      pc.onnegotiationneeded = async () => {
+        try {
+          const offer = await pc.createOffer();
+          if (pc.signalingState != "stable") return;   // "postponing..."
+          await pc.setLocalDescription(offer);
+          send({type: "video-offer", target: OTHER, sdp: pc.localDescription});
+        } catch (err) { reportError(err); }
+      };
+    }
+    function closeVideoCall() {
+      if (!pc) return;
+      pc.getTransceivers().forEach((t) => t.stop());
+      pc.close();
+      pc = null;
+    }
     onMessage(async (msg) => {
       if (msg.type === "video-offer") {
-        pc = window.pc = new RTCPeerConnection(config);
-        pc.onicecandidate = (e) => { if (e.candidate) send({type: "new-ice-candidate", target: OTHER, candidate: e.candidate}); };
-        await pc.setRemoteDescription(new RTCSessionDescription(msg.sdp));
-        const stream = await cam;
-        for (const track of stream.getTracks()) pc.addTrack(track, stream);
+        if (!pc) createPeerConnection();
+        const desc = new RTCSessionDescription(msg.sdp);
+        if (pc.signalingState != "stable") {   // the sample's glare branch
+          await Promise.all([pc.setLocalDescription({type: "rollback"}), pc.setRemoteDescription(desc)]);
+          return;
+        }
+        await pc.setRemoteDescription(desc);
+        if (!webcam) {
+          webcam = await camera();
+          webcam.getTracks().forEach((track) => pc.addTransceiver(track, {streams: [webcam]}));
+        }
         await pc.setLocalDescription(await pc.createAnswer());
         send({type: "video-answer", target: OTHER, sdp: pc.localDescription});
+      } else if (msg.type === "video-answer") {
+        await pc.setRemoteDescription(new RTCSessionDescription(msg.sdp)).catch(reportError);
       } else if (msg.type === "new-ice-candidate") {
-        try { await pc.addIceCandidate(msg.candidate); }   // TypeError if pc is still null
+        try { await pc.addIceCandidate(new RTCIceCandidate(msg.candidate)); }   // TypeError if pc is still null
         catch (err) { reportError(err); }
+      } else if (msg.type === "hang-up") {
+        closeVideoCall();
       }
     });
+    if (ACTOR === "caller") {   // invite()
+      createPeerConnection();
+      webcam = await camera();
+      webcam.getTracks().forEach((track) => pc.addTransceiver(track, {streams: [webcam]}));
+    }
   },
+  async "mdn-caller"() { return FLOWS.mdn(); },
+  async "mdn-callee"() { return FLOWS.mdn(); },
   // counteroffer (callee side): peer connection on offer, immediate answer, early candidates
   // queued; the user's Answer (after ?answer_delay_ms) only puts the camera on the call
   async "counteroffer-callee"() {
@@ -469,7 +487,10 @@ const FLOWS = {
         setTimeout(async () => {
           row("user", "click", "answer");
           if (!video) return;
-          try { await video.sender.replaceTrack((await cam).getVideoTracks()[0]); row("call", "replaceTrack", "ok", "", "video"); }
+          try {
+            await video.sender.replaceTrack((await cam).getVideoTracks()[0]); row("call", "replaceTrack", "ok", "", "video");
+            send({type: "call-accepted", target: OTHER});   // the caller opens its own gate
+          }
           catch (err) { row("call", "replaceTrack", "error", "", `${err.name}: ${err.message}`); row("error", "replaceTrack", err.name, "", err.message); }
         }, delay);
       } else if (msg.type === "new-ice-candidate") {

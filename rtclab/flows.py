@@ -142,72 +142,96 @@ async def basic_callee(app: App) -> None:
 # --------------------------------------------------------------------------------------
 
 
-async def mdn_caller(app: App) -> None:
-    """invite(): createPeerConnection(), then getUserMedia and addTrack."""
-    pc = app.RTCPeerConnection()
+async def mdn_app(app: App) -> None:
+    """The MDN sample's page (``chatclient.js``), one function for both sides, as written.
+
+    Both sides add their camera with ``addTransceiver`` (never reused, unlike
+    ``addTrack``), both have an ``onnegotiationneeded`` handler, candidates are
+    sent without end-of-candidates and added without a queue, errors are only
+    logged, and the call is closed on ``disconnected``. The callee adds its
+    transceiver while it answers, so its own ``negotiationneeded`` then fires:
+    every call ends with a callee-initiated renegotiation. (The sample asks for
+    audio and video; the lab's camera is video only.)
+    """
+    my: dict[str, Any] = {"pc": None, "webcam": None}  # myPeerConnection, webcamStream
 
     def handle_ice_candidate_event(candidate: dict[str, Any] | None) -> None:
         if candidate:  # the sample never sends end-of-candidates
             app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
 
     async def handle_negotiation_needed_event() -> None:
-        offer = await pc.createOffer()
-        if pc.signalingState != "stable":
-            return  # the sample postpones: another negotiationneeded will come
-        await pc.setLocalDescription(offer)
-        app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
-
-    async def on_message(msg: dict[str, Any]) -> None:
+        pc = my["pc"]
         try:
-            if msg["type"] == "video-answer":  # handleVideoAnswerMsg
-                await pc.setRemoteDescription(msg["sdp"])
-            elif msg["type"] == "new-ice-candidate":  # handleNewICECandidateMsg
-                await pc.addIceCandidate(msg["candidate"])
+            offer = await pc.createOffer()
+            if pc.signalingState != "stable":
+                return  # "The connection isn't stable yet; postponing..."
+            await pc.setLocalDescription(offer)
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
         except Exception as err:
-            app.report_error(err)  # the sample's reportError(): log it and carry on
+            app.report_error(err)
 
-    pc.on("icecandidate", handle_ice_candidate_event)
-    pc.on("negotiationneeded", handle_negotiation_needed_event)
-    app.on_message(on_message)
-    for track in app.getUserMedia():
-        pc.addTrack(track)
+    async def handle_ice_connection_state_change_event() -> None:
+        pc = my["pc"]
+        if pc is not None and pc.iceConnectionState in ("closed", "failed", "disconnected"):
+            await close_video_call()  # the sample hangs up on a transient "disconnected" too
 
+    async def close_video_call() -> None:
+        pc, my["pc"] = my["pc"], None
+        if pc is not None:
+            await pc.close()  # (the sample stops each transceiver first; close() stops them all)
 
-async def mdn_callee(app: App) -> None:
-    """handleVideoOfferMsg(): the callee's peer connection exists only once the offer is in."""
-    state: dict[str, Any] = {"pc": None}  # the sample's global myPeerConnection, null at first
-
-    def handle_ice_candidate_event(candidate: dict[str, Any] | None) -> None:
-        if candidate:
-            app.send({"type": "new-ice-candidate", "target": app.other, "candidate": candidate})
+    def create_peer_connection() -> Any:
+        pc = my["pc"] = app.RTCPeerConnection()
+        pc.on("icecandidate", handle_ice_candidate_event)
+        pc.on("iceconnectionstatechange", handle_ice_connection_state_change_event)
+        pc.on("negotiationneeded", handle_negotiation_needed_event)
+        return pc
 
     async def handle_video_offer_msg(msg: dict[str, Any]) -> None:
-        pc = state["pc"] = app.RTCPeerConnection()
-        pc.on("icecandidate", handle_ice_candidate_event)
+        pc = my["pc"] or create_peer_connection()
+        if pc.signalingState != "stable":  # the sample's glare branch: roll back, apply, stop
+            await asyncio.gather(pc.setLocalDescription({"type": "rollback"}), pc.setRemoteDescription(msg["sdp"]))
+            return
         await pc.setRemoteDescription(msg["sdp"])
-        for track in app.getUserMedia():
-            pc.addTrack(track)
+        if my["webcam"] is None:
+            my["webcam"] = app.getUserMedia()
+            for track in my["webcam"]:
+                pc.addTransceiver(track)  # a new transceiver: negotiation needed once stable
         await pc.setLocalDescription(await pc.createAnswer())
         app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+
+    async def handle_video_answer_msg(msg: dict[str, Any]) -> None:
+        try:
+            await my["pc"].setRemoteDescription(msg["sdp"])
+        except Exception as err:
+            app.report_error(err)
 
     async def handle_new_ice_candidate_msg(msg: dict[str, Any]) -> None:
         # No check that the peer connection exists: a candidate that overtakes
         # the offer fails here, and the sample only logs the error.
-        pc = state["pc"]
         try:
-            if pc is None:  # in JavaScript: TypeError, myPeerConnection is null
+            if my["pc"] is None:  # in JavaScript: TypeError, myPeerConnection is null
                 raise TypeError("Cannot read properties of null (reading 'addIceCandidate')")
-            await pc.addIceCandidate(msg["candidate"])
+            await my["pc"].addIceCandidate(msg["candidate"])
         except Exception as err:
             app.report_error(err)
 
     async def on_message(msg: dict[str, Any]) -> None:
         if msg["type"] == "video-offer":
             await handle_video_offer_msg(msg)
+        elif msg["type"] == "video-answer":
+            await handle_video_answer_msg(msg)
         elif msg["type"] == "new-ice-candidate":
             await handle_new_ice_candidate_msg(msg)
+        elif msg["type"] == "hang-up":
+            await close_video_call()
 
     app.on_message(on_message)
+    if app.actor == "caller":  # invite(): the user clicked the callee's name
+        pc = create_peer_connection()
+        my["webcam"] = app.getUserMedia()
+        for track in my["webcam"]:
+            pc.addTransceiver(track)
 
 
 # --------------------------------------------------------------------------------------
@@ -240,6 +264,38 @@ async def answer_on_click_callee(app: App) -> None:
     app.on_message(on_message)
 
 
+async def queue_on_click_callee(app: App) -> None:
+    """The callee creates its peer connection on the click, but keeps every early candidate.
+
+    The rule the timing trap breaks is "never drop a candidate", not "create
+    the connection at once": a candidate may only be *added* after
+    ``setRemoteDescription``, so one that arrives earlier is held and added
+    then. Waiting for the click costs time (ICE starts only then) but reveals
+    none of the callee's addresses to a caller it has not accepted.
+    """
+    pc = None
+    queue = CandidateQueue()
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer":
+            await app.user.answer()  # ring ... the user thinks ... clicks Answer
+            pc = app.RTCPeerConnection()  # only now, as in answer-on-click
+            send_candidates(app, pc)
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)  # ... but the candidates that came meanwhile are all added
+            for track in app.getUserMedia():
+                pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])  # held until the remote description is set
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
 # --------------------------------------------------------------------------------------
 # offer-before-tracks: offering too early
 # --------------------------------------------------------------------------------------
@@ -264,18 +320,28 @@ async def offer_before_tracks_caller(app: App) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# counteroffer: the article's fix
+# counteroffer: early answer, media pre-negotiated and gated until the user accepts
 # --------------------------------------------------------------------------------------
 
 
 async def counteroffer_caller(app: App) -> None:
-    """The basic caller, plus a queue for candidates that overtake the answer."""
+    """The caller negotiates its camera at once but sends nothing until the callee accepts.
+
+    The offer carries a ``sendrecv`` video section, so the browser negotiates
+    everything up front; ``replaceTrack(None)`` keeps the camera off the wire
+    (the app's gate; ``track.muted`` is the browser's business, not the app's).
+    ``call-accepted`` puts the camera back with ``replaceTrack``: no
+    renegotiation. ``call-declined`` ends the call.
+    """
     pc = app.RTCPeerConnection()
     queue = CandidateQueue()
     # No end-of-candidates: if the signaling path reorders, a candidate that
-    # arrives after it is refused (the spec lets browsers do so).
+    # arrives after it would be ignored.
     send_candidates(app, pc, end_of_candidates=False)
     await send_offer_on_negotiationneeded(app, pc)
+    camera = app.getUserMedia()[0]
+    sender = pc.addTrack(camera)  # -> negotiationneeded -> offer with a sendrecv video section
+    await pc.replaceTrack(sender, None)  # gated: nothing is sent before the callee accepts
 
     async def on_message(msg: dict[str, Any]) -> None:
         if msg["type"] == "video-answer":
@@ -285,16 +351,26 @@ async def counteroffer_caller(app: App) -> None:
             await queue.flush(pc)
         elif msg["type"] == "new-ice-candidate":
             await queue.add(msg["candidate"])
+        elif msg["type"] == "call-accepted":
+            await pc.replaceTrack(sender, camera)  # the callee said yes: now send
+        elif msg["type"] == "call-declined":
+            await pc.close()
         else:
             app.reject(msg, "unknown message type")
 
     app.on_message(on_message)
-    for track in app.getUserMedia():
-        pc.addTrack(track)
 
 
 async def counteroffer_callee(app: App) -> None:
-    """Peer connection on offer, counter-offer at once, media only when the user answers."""
+    """Peer connection and answer at once; on the click, accept and put the camera on.
+
+    This is the article's "counter-offer" in offer/answer terms: an early
+    *answer* (RFC 3264: the answer concludes the negotiation) plus
+    application-level accept/decline messages. ICE and DTLS connect while the
+    phone rings, so answering is quick, but the callee's addresses reach any
+    caller before the user has said yes (RFC 8828); the article's own flow
+    (``article``) adds the camera with ``addTrack`` and renegotiates instead.
+    """
     pc = None
     queue = CandidateQueue()
 
@@ -307,13 +383,14 @@ async def counteroffer_callee(app: App) -> None:
             send_candidates(app, pc, end_of_candidates=False)
             await pc.setRemoteDescription(msg["sdp"])
             await queue.flush(pc)  # candidates that came early are not lost
-            video = pc.getTransceivers()[0]
+            video = next(t for t in pc.getTransceivers() if t.kind == "video")
             video.direction = "sendrecv"  # room for our camera, nothing sent yet
             await pc.setLocalDescription(await pc.createAnswer())
             app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
             await app.user.answer()  # ICE and DTLS connect while the phone rings
             camera = app.getUserMedia()[0]
-            await pc.replaceTrack(video.sender, camera)  # answering = unmuting
+            await pc.replaceTrack(video.sender, camera)  # the gate opens on our side ...
+            app.send({"type": "call-accepted", "target": app.other})  # ... and on the caller's
         elif msg["type"] == "new-ice-candidate":
             await queue.add(msg["candidate"])
         else:
@@ -480,14 +557,15 @@ FLOWS: dict[str, Flow] = {
     for f in (
         Flow("basic", "textbook call: offer on negotiationneeded, answer on offer, trickle both ways",
              basic_caller, basic_callee),
-        Flow("mdn", "the MDN sample as written: no candidate queue, no end-of-candidates",
-             mdn_caller, mdn_callee),
+        Flow("mdn", "the MDN sample as written: addTransceiver on both sides, callee renegotiates, "
+             "no candidate queue, no end-of-candidates, hangs up on disconnected",
+             mdn_app, mdn_app),
         Flow("answer-on-click", "callee creates its peer connection only when the user clicks Answer",
              basic_caller, answer_on_click_callee),
         Flow("offer-before-tracks", "caller offers before adding its tracks: nothing to negotiate",
              offer_before_tracks_caller, basic_callee),
-        Flow("counteroffer", "the article's fix: peer connection and answer at once, Answer only unmutes",
-             counteroffer_caller, counteroffer_callee),
+        Flow("counteroffer", "early answer with media pre-negotiated and gated (replaceTrack) until "
+             "the callee accepts (call-accepted)", counteroffer_caller, counteroffer_callee),
         Flow("vanilla", "no trickle: wait for gathering, send one complete SDP each way",
              vanilla_caller, vanilla_callee),
         Flow("glare", "both sides call at once with naive code",
@@ -496,6 +574,8 @@ FLOWS: dict[str, Flow] = {
              perfect_app, perfect_app),
         Flow("forgot-candidates", "both apps forget the icecandidate handler: no candidate is ever sent",
              forgot_candidates_caller, forgot_candidates_callee),
+        Flow("queue-on-click", "callee creates its peer connection on the click and queues early candidates",
+             basic_caller, queue_on_click_callee),
     )
 }
 

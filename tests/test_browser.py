@@ -147,6 +147,10 @@ def test_counteroffer_browser_callee(calls):
     media_at_caller = df[(df.actor == "caller") & (df.name == "first-frame")].t_ms.iloc[0]
     assert answer_sent < click < media_at_caller
     assert df[(df.actor == "callee") & (df.name == "replaceTrack")].value.tolist() == ["ok"]
+    # the caller (Peer) keeps its camera gated until the page's call-accepted arrives
+    accepted = df[(df.actor == "caller") & (df.name == "call-accepted") & (df.value == "delivered")].t_ms.iloc[0]
+    opened = df[(df.actor == "caller") & (df.name == "replaceTrack")]
+    assert opened.detail.tolist() == ["none", "video"] and opened.t_ms.iloc[1] >= accepted
 
 
 # --- the emulation cross-check: the same steps on Chromium and on Peer ---------------------------

@@ -25,6 +25,7 @@ MATRIX = {
     "glare": {"lan": ("failed", "InvalidStateError in setRemoteDescription"), "nat": ("failed", "InvalidStateError in setRemoteDescription")},
     "perfect": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
     "forgot-candidates": {"lan": ("timeout", "checking"), "nat": ("timeout", "checking")},
+    "queue-on-click": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
 }
 
 
@@ -181,3 +182,52 @@ def test_sweep_rows_do_not_depend_on_the_executor() -> None:
     pd.testing.assert_frame_equal(default[cols], other[cols])
     assert list(default["trial"]) == list(range(6))
     assert default["seed"].nunique() == 6
+
+
+def _rows(r: rtclab.Run, **match: str) -> pd.DataFrame:
+    df = r.events
+    for col, value in match.items():
+        df = df[df[col] == value]
+    return df
+
+
+@pytest.mark.parametrize("topology", ["lan", "nat"])
+def test_queue_on_click_loses_no_candidate(topology: str) -> None:
+    """A callee that creates its connection on the click but queues early candidates loses none."""
+    r = rtclab.run("queue-on-click", topology=topology, nat="port-restricted", seed=1)
+    assert r.outcome == "connected"
+    assert r.metrics["candidates_lost"] == 0 and r.metrics["candidates_rejected"] == 0
+    created = _rows(r, actor="callee", name="RTCPeerConnection")["t_ms"].min()
+    click = r.metrics["t_answer_click_ms"]
+    assert created >= click  # the connection exists only after the click ...
+    early = _rows(r, actor="callee", kind="signal", name="new-ice-candidate", value="delivered")
+    assert (early["t_ms"] < created).sum() >= 1  # ... candidates came before it ...
+    added = set(_rows(r, actor="callee", kind="ice", name="candidate", value="added")["ref"])
+    assert set(early["ref"]) <= added  # ... and every one of them was added after setRemoteDescription
+
+
+def test_counteroffer_gates_media_until_the_callee_accepts() -> None:
+    """The caller's camera reaches the callee only after call-accepted; the callee's only after the click."""
+    r = rtclab.run("counteroffer", topology="lan", seed=1, answer_delay_ms=1000)
+    assert r.outcome == "connected"
+    accepted = _rows(r, actor="caller", kind="signal", name="call-accepted", value="delivered")["t_ms"]
+    assert len(accepted) == 1
+    gate = _rows(r, actor="caller", kind="call", name="replaceTrack")
+    assert gate["detail"].tolist() == ["none", "video"]  # gated at once, opened on call-accepted
+    assert gate["t_ms"].iloc[1] >= accepted.iloc[0]
+    callee_frame = _rows(r, actor="callee", kind="media", name="first-frame")["t_ms"].min()
+    assert callee_frame > accepted.iloc[0]
+    assert r.metrics["t_connected_ms"] < r.metrics["t_answer_click_ms"]  # connected while ringing
+
+
+def test_mdn_as_written_renegotiates_from_the_callee() -> None:
+    """The MDN sample's callee adds its camera with addTransceiver while answering, then offers itself."""
+    r = rtclab.run("mdn", topology="lan", seed=1)
+    assert r.outcome == "connected"
+    offers = _rows(r, kind="signal", name="video-offer", value="sent")
+    assert offers["actor"].tolist() == ["caller", "callee"]
+    assert len(_rows(r, actor="callee", kind="call", name="negotiationneeded")) == 1
+    answer_sent = _rows(r, actor="callee", kind="signal", name="video-answer", value="sent")["t_ms"].min()
+    assert offers["t_ms"].iloc[1] >= answer_sent  # the callee's offer follows its own answer
+    assert set(_rows(r, kind="call", name="addTransceiver")["actor"]) == {"caller", "callee"}
+    assert _rows(r, kind="call", name="addTrack").empty

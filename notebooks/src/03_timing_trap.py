@@ -77,7 +77,7 @@ CELLS = [
     until the offer arrives, and its candidate handler does not check for that:
     """),
     code("""
-    print(inspect.getsource(rtclab.flows.mdn_callee))
+    print(rtclab.flow_source("mdn", helpers=False))
     """),
     md("""
     Ten calls with different seeds, same settings. `candidates_lost` counts candidates
