@@ -8,7 +8,16 @@ CELLS = [
     answering the call*. The callee's page creates its peer connection the moment an
     offer arrives, replies at once with an answer (the article calls it a
     "counter-offer"), keeps every candidate that shows up early, and lets the user's
-    **Answer** click do nothing more than switch the camera on. In this notebook you will
+    **Answer** click do little more than switch the camera on.
+
+    A word on that term. In SDP offer/answer (RFC 3264) an *answer* concludes the
+    negotiation; a provisional one would be a `pranswer`. What the article describes is
+    an **early answer** plus the application's own "I accept" message, which WebRTC
+    leaves to the app. The `counteroffer` flow here sends that message
+    (`call-accepted`) and keeps media off the wire until it arrives. It is one of two
+    ways to do the *Answer* step: it pre-negotiates the callee's camera and switches it
+    on with `replaceTrack`. The article's own way, adding the camera with `addTrack` and
+    renegotiating, is the `article` flow. In this notebook you will
 
     * read the `counteroffer` flow's app code,
     * see it connect on a flat LAN and behind two NATs, where `answer-on-click` fails,
@@ -40,10 +49,15 @@ CELLS = [
        sends its answer: the counter-offer.
 
     Only then does it ring (`await app.user.answer()`). When the user clicks
-    *Answer*, the page gets the camera and puts it on the already negotiated sender
-    with `replaceTrack`: no new offer, no new answer, no new candidates. The caller's
-    half is the textbook caller plus the same queue, for candidates that overtake the
-    answer.
+    *Answer*, the page gets the camera, puts it on the already negotiated sender with
+    `replaceTrack` and sends `call-accepted`: no new offer, no new answer, no new
+    candidates. The caller's half is the textbook caller plus the same queue, for
+    candidates that overtake the answer, and a gate: its camera is negotiated in the
+    offer but taken off the sender (`replaceTrack(None)`) until `call-accepted`
+    arrives, so nothing of the caller's camera reaches a callee who has not accepted.
+    (`track.muted` is not that gate: the browser sets it on a *received* track, muted
+    until its first packet arrives. An app gates what it sends with `replaceTrack`,
+    the transceiver's direction, or `track.enabled`.)
     """),
     code("""
     print(rtclab.flow_source("counteroffer"))
@@ -99,18 +113,18 @@ CELLS = [
     co.events.query("kind == 'signal' and value == 'sent'")[["t_ms", "actor", "name"]]
     """),
     md("""
-    After the click there are only two local calls on the callee's page, then media:
+    After the click there are only a few local calls and one `call-accepted`
+    message, then media:
     """),
     code("""
     click = co.metrics["t_answer_click_ms"]
     co.events.query("t_ms >= @click and kind in ['user', 'call', 'media'] and name != 'close'")[["t_ms", "actor", "kind", "name", "value"]]
     """),
     md("""
-    `answer_to_media_ms` is measured per side. The callee already receives the
-    caller's video before the click (the article: the stream is sent, the callee's
-    page just doesn't show it yet), so its side is zero; the caller waits only for
-    the `replaceTrack` to reach the sender and for the first frame to cross the
-    network.
+    `answer_to_media_ms` is measured per side. The caller sees the callee's camera
+    once the callee's `replaceTrack` reaches its sender and the first frame crosses
+    the network; the callee sees the caller's camera one signaling trip later, when
+    `call-accepted` has opened the caller's gate.
     """),
     code("""
     co.metrics[["t_answer_click_ms", "answer_to_media_caller_ms", "answer_to_media_callee_ms", "answer_to_media_ms"]]
@@ -182,18 +196,20 @@ CELLS = [
     """),
     md("""
     Why no end-of-candidates? A reordering channel can deliver the end-of-candidates
-    message before the last candidate. The specification leaves open what a browser
-    does with a candidate that comes after it; rtclab's emulated
-    peer refuses it with an `OperationError`, the strict reading. Leaving
-    end-of-candidates out avoids the question, and costs nothing while the call
-    connects: ICE simply keeps listening for more candidates. (Notebook 08 shows what
-    it costs when the call can't connect.)
+    message before the last candidate. RFC 8838 (section 14) says an agent *ignores*
+    a candidate of the same generation that arrives after end-of-candidates (it is
+    never an error); Chromium 156, measured, accepts such a candidate and even uses
+    it. Either way a reordered end-of-candidates can at worst cost a candidate, and
+    leaving it out costs nothing while the call connects: ICE simply keeps listening
+    for more candidates. (Notebook 08 shows what happens when the call can't connect.)
 
     ## Summary
 
     * *Offer, counter-offer, answer*: the callee creates its peer connection and
       answers as soon as the offer arrives; the user's *Answer* only adds the camera
-      (`replaceTrack`).
+      (`replaceTrack`) and tells the caller (`call-accepted`), whose own camera stays
+      off the wire until then. In offer/answer terms the "counter-offer" is an early
+      answer plus the app's own accept message.
     * It connects where `answer-on-click` fails (behind NATs), because no candidate
       arrives while there is no peer connection to take it.
     * Answering is fast and does not depend on the signaling latency: ICE and DTLS
