@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import threading
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .network import SimNetwork
 
 __all__ = ["App", "DEFAULTS", "Run", "User", "arun", "run"]
+
+logger = logging.getLogger(__name__)
 
 #: Parameters every flow accepts, with their defaults.
 DEFAULTS: dict[str, Any] = {
@@ -274,6 +277,44 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_aiortc_connect_after_close(context: dict[str, Any]) -> bool:
+    """aiortc's background ``__connect`` task failing because its peer connection was closed first.
+
+    aiortc starts ``RTCPeerConnection.__connect()`` as a task it never awaits;
+    when the connection is closed (a hang-up, a rollback) before ICE starts,
+    the task ends with ``InvalidStateError: RTCIceTransport is closed`` and
+    asyncio prints "Task exception was never retrieved" when it is collected.
+    A browser has no such message: the close is already in the frame.
+    """
+    exc = context.get("exception")
+    task = context.get("future")
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    return (
+        type(exc).__name__ == "InvalidStateError"
+        and "is closed" in str(exc)
+        and getattr(coro, "__qualname__", "").startswith("RTCPeerConnection.")
+    )
+
+
+def _quiet_closed_connects(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep that one aiortc message out of notebooks; every other error still reaches the loop's handler."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_rtclab_filter", False):
+        return
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _is_aiortc_connect_after_close(context):
+            logger.debug("ignored: %s", context.get("message"))
+            return
+        if previous is not None:
+            previous(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    handler._rtclab_filter = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
+
 async def _play(
     flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None,
     abort: threading.Event | None = None,
@@ -284,6 +325,7 @@ async def _play(
     spec = get_flow(flow)
     trace = Trace()
     trace_box.append(trace)
+    _quiet_closed_connects(asyncio.get_running_loop())
     if net is not None:
         net.attach(trace.record)
     channel = Channel(

@@ -336,3 +336,32 @@ def test_cli_run_real(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert "outcome: connected" in text
     assert re.search(r"caller\s+connectionState\s+new -> connecting -> connected -> closed", text)
     assert load(out).attrs["meta"]["flow"] == "basic"
+
+
+def test_exception_filter_passes_other_errors_on() -> None:
+    """The loop filter hides only aiortc's closed-connection connect task; other errors reach the old handler."""
+    from rtclab import lab
+
+    seen: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(lambda _l, ctx: seen.append(ctx["message"]))
+        lab._quiet_closed_connects(loop)
+        lab._quiet_closed_connects(loop)  # idempotent: not wrapped twice
+        loop.call_exception_handler({"message": "other", "exception": RuntimeError("boom")})
+        assert seen == ["other"]
+
+        from aiortc.exceptions import InvalidStateError as AiortcInvalidState
+
+        async def connect() -> None:  # stands for aiortc's never-awaited RTCPeerConnection.__connect()
+            raise AiortcInvalidState("RTCIceTransport is closed")
+
+        connect.__qualname__ = "RTCPeerConnection.__connect"
+        task = loop.create_task(connect())
+        loop.run_until_complete(asyncio.wait([task]))
+        context = {"message": "Task exception was never retrieved", "exception": task.exception(), "future": task}
+        loop.call_exception_handler(context)  # hidden
+        loop.call_exception_handler({**context, "exception": AiortcInvalidState("other state")})  # not hidden
+        assert seen == ["other", "Task exception was never retrieved"]
+    finally:
+        loop.close()
