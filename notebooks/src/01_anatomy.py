@@ -95,9 +95,13 @@ CELLS = [
     md("""
     Once a peer has both descriptions and some remote candidates, its ICE agent starts
     **connectivity checks**: it pairs local and remote candidates and sends STUN requests
-    on each pair. The `pair` rows show these checks; the first pair that succeeds is
-    nominated and shows up as `selected-pair`, written as *local type / remote type* as
-    that peer sees it.
+    on each pair. The `pair` rows show these checks. The side that made the offer is the
+    *controlling* agent: it decides which working pair the call uses and *nominates* it,
+    and the other side follows. (aioice, under rtclab's peers, nominates aggressively:
+    its checks carry the nomination flag, so the first pair that succeeds wins. RFC 8445's
+    regular nomination checks first and nominates afterwards, so an agent may wait for a
+    better pair.) The chosen pair shows up as `selected-pair`, written as
+    *local type / remote type* as that peer sees it.
     """),
     code("""
     call.events.query("kind == 'ice' and name in ['pair', 'selected-pair']")[["t_ms", "actor", "name", "value"]]

@@ -209,8 +209,27 @@ CELLS = [
     behind the full-cone NAT: its server-reflexive address accepts packets from anyone, so the
     symmetric callee's checks reach it, from a port the STUN server never saw; that is why the
     caller knows the callee by a peer-reflexive (`prflx`) address. The callee reaches the
-    caller through the caller's `srflx` candidate. Two symmetric NATs need a relay
-    (notebook 04); one open side is enough.
+    caller through the caller's `srflx` candidate.
+
+    That does not make "one open side" enough in general. RFC 4787 describes a NAT by two
+    separate behaviours: how it *maps* (the same public port for every destination, or a new
+    one per destination: the "symmetric" case) and how it *filters* incoming packets (from
+    anyone, only from addresses it has sent to, or only from those exact address and port
+    pairs). The old names mix the two. What decides the case above is the other side's
+    filtering: the symmetric side's checks come from a new port, so they pass a NAT that
+    filters by address only, but not one that filters by address *and port*:
+    
+    """),
+    code("""
+    pairs = [("full-cone", "symmetric"), ("restricted", "symmetric"), ("port-restricted", "symmetric")]
+    for nat in pairs:
+        for turn in (False, True):
+            r = rtclab.run("basic", topology="nat", nat=nat, turn=turn)
+            print(f"{nat[0]:>15} + symmetric, turn={turn!s:5}: {r.outcome:9} {r.metrics['selected_pair_caller'] or '-'}")
+    """),
+    md("""
+    Behind a port-restricted NAT facing a symmetric one, STUN is not enough and only the
+    relay gets through.
 
     **Exercise 4.2.** Run `answer-on-click` with `topology="nat", nat="full-cone"`. Does the
     peer-reflexive rescue come back?
@@ -238,7 +257,8 @@ CELLS = [
     """),
     md("""
     One check, retransmitted: the gap doubles each time, the STUN scheme of
-    [RFC 5389 §7.2.1](https://www.rfc-editor.org/rfc/rfc5389#section-7.2.1) that
+    [RFC 8489 §6.2.1](https://www.rfc-editor.org/rfc/rfc8489#section-6.2.1) (which
+    obsoletes RFC 5389 and keeps its timers) that
     [RFC 8445 §14.3](https://www.rfc-editor.org/rfc/rfc8445#section-14.3) applies to
     connectivity checks, with a first timeout (RTO) of at least 500 ms. aioice's constants,
     the first timeout in seconds and the number of retransmissions after the first send:
