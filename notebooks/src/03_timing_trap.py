@@ -56,7 +56,10 @@ CELLS = [
     ax = plots.candidates(click)
     """),
     md("""
-    The metrics count the loss. And yet, on this flat network, the call still connects:
+    The metrics count the loss. `candidates_lost` counts candidates only: the table above
+    also has a `lost` row for the caller's end-of-candidates message (its `ref` ends in
+    `:end`), which is a signal that no more candidates will come, not a candidate. And
+    yet, on this flat network, the call still connects:
     """),
     code("""
     click.metrics[["outcome", "candidates_gathered", "candidates_delivered", "candidates_lost", "candidates_added"]]
