@@ -192,6 +192,12 @@ def _read(path_or_dump: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any],
     return dump, str(path)
 
 
+Update = tuple[float, str, Any, list[Any]]
+"""One logged update of a peer connection: (epoch ms, type, value, extra fields)."""
+
+_REMOTE_NULL = "remote description was null"
+
+
 def _order(pcs: Mapping[str, Any]) -> list[str]:
     """Peer-connection ids in creation order (first update's time, then the id's local number)."""
 
@@ -204,59 +210,155 @@ def _order(pcs: Mapping[str, Any]) -> list[str]:
     return sorted(pcs, key=sort_key)
 
 
-def internals_rows(
-    dump: Mapping[str, Any], actors: Mapping[str, str] | Sequence[str] | None = None
-) -> tuple[list[tuple[float, str, str, str, str, str, str, str]], dict[str, Any]]:
-    """Rows (epoch-ms times) and metadata of a parsed dump; see :func:`load_webrtc_internals`."""
+def updates_from_internals(dump: Mapping[str, Any]) -> tuple[dict[str, list[Update]], list[tuple[float, str, Any]]]:
+    """The updates of each peer connection of a webrtc-internals dump, in creation order.
+
+    Returns ``({pc_id: [(epoch_ms, type, value, [])...]}, page_events)`` where
+    page events are ``(epoch_ms, pc_prefix, getUserMedia entry)``.
+    """
     pcs = dump.get("PeerConnections")
     if not isinstance(pcs, Mapping):
         raise ValueError("not a webrtc-internals dump: no 'PeerConnections' object")
-    order = _order(pcs)
-    if actors is None or (isinstance(actors, Sequence) and not isinstance(actors, str)):
-        names = list(actors) if actors is not None else ["caller", "callee"]
-        mapping = dict(zip(order, names))
-    else:
-        mapping = dict(actors)
-        unknown = [k for k in mapping if k not in pcs]
-        if unknown:
-            raise ValueError(f"no peer connection {unknown} in the dump (it has {order})")
-    bad = {a for a in mapping.values() if a not in ("caller", "callee", "channel", "user", "network")}
-    if bad:
-        raise ValueError(f"actors must be rtclab actors such as 'caller'/'callee', got {sorted(bad)}")
-
-    tr = Trace(clock=lambda: 0.0)  # only for its candidate refs; times are given explicitly
-    rows: list[tuple[float, str, str, str, str, str, str, str]] = []
-    pending: list[tuple[float, int, str, Mapping[str, Any]]] = []
-    seq = 0
-    for pc_id, actor in mapping.items():
-        for entry in pcs[pc_id].get("updateLog") or []:
+    out: dict[str, list[Update]] = {}
+    for pc_id in _order(pcs):
+        entries = pcs[pc_id].get("updateLog") if isinstance(pcs[pc_id], Mapping) else None
+        log: list[Update] = []
+        for entry in entries or []:
             t = _time_ms(entry) if isinstance(entry, Mapping) else None
             if t is None or not isinstance(entry.get("type"), str):
                 continue
-            pending.append((t, seq, actor, entry))
-            seq += 1
-    # getUserMedia results of the page (render frame) that owns each peer connection
-    frames: dict[str, str] = {}
-    for pc_id, actor in mapping.items():
-        frames.setdefault(pc_id.split("-", 1)[0], actor)
-    for g in dump.get("getUserMedia") or []:
-        if not isinstance(g, Mapping) or str(g.get("rid")) not in frames:
-            continue
-        if "stream_id" not in g and "error" not in g:
+            extra = [entry["error"]] if "error" in entry else []
+            log.append((t, entry["type"], entry.get("value", ""), extra))
+        out[str(pc_id)] = log
+    page: list[tuple[float, str, Any]] = []
+    gum = dump.get("getUserMedia")
+    if isinstance(gum, str):  # some versions store the list as Python-ish text: not parseable, skipped
+        gum = None
+    for g in gum or []:
+        if not isinstance(g, Mapping) or ("stream_id" not in g and "error" not in g):
             continue  # the request itself: recorded when it settles
         t = _time_ms(g)
         if t is not None:
-            pending.append((t, seq, frames[str(g.get("rid"))], {"type": "_getUserMedia", "value": g}))
+            page.append((t, str(g.get("rid")), g))
+    return out, page
+
+
+def role_mapping(pcs: Mapping[str, list[Update]]) -> dict[str, str]:
+    """Each peer connection's actor from what it did first.
+
+    A peer connection whose first description was a local offer is the
+    ``caller``; one whose first description was a remote offer is the
+    ``callee``. Those that never negotiated take the side left over, in
+    creation order (``caller`` first).
+    """
+    roles: dict[str, str] = {}
+    for pc_id, log in pcs.items():
+        for _t, typ, value, _extra in log:
+            key = _key(typ)
+            kind = _description_type(value)
+            if key in ("createoffer", "createofferonsuccess") or (key.startswith("setlocaldescription") and kind == "offer"):
+                roles[pc_id] = "caller"
+                break
+            if key.startswith("setremotedescription") and kind == "offer":
+                roles[pc_id] = "callee"
+                break
+            if key in ("createanswer", "createansweronsuccess") or (key.startswith("setlocaldescription") and kind == "answer"):
+                roles[pc_id] = "callee"
+                break
+    mapping: dict[str, str] = {}
+    for pc_id in pcs:
+        if pc_id in roles:
+            mapping[pc_id] = roles[pc_id]
+        else:
+            taken = set(roles.values()) | set(mapping.values())
+            mapping[pc_id] = "caller" if "caller" not in taken else "callee"
+    return mapping
+
+
+def _description_type(value: Any) -> str:
+    obj = _json(value)
+    if isinstance(obj, dict):
+        return str(obj.get("type") or "")
+    if isinstance(value, str):
+        m = re.search(r"type:\s*(\w+)", value)
+        if m:
+            return m.group(1)
+    return ""
+
+
+def _call_error(text: str) -> str:
+    """The browser's error name of a failure text (Chromium's addIceCandidate message has none)."""
+    if _REMOTE_NULL in text.lower():
+        return "InvalidStateError"  # Chromium 156: InvalidStateError "The remote description was null"
+    return _error_name(text)
+
+
+def rows_from_updates(
+    pcs: Mapping[str, list[Update]],
+    mapping: Mapping[str, str],
+    page: Sequence[tuple[float, str, Any]] = (),
+) -> list[tuple[float, str, str, str, str, str, str, str, str]]:
+    """Rows of the rtclab frame (epoch-ms times, a 9th field: the peer connection id).
+
+    ``addIceCandidate`` is logged by Chromium when called; only a failure is
+    logged again (``addIceCandidateFailed``). A failure is matched to the
+    latest unmatched call of its peer connection (rtcstats-js' ``…OnSuccess``
+    / ``…OnFailure`` carry a tracking id, used when present); a call never
+    failed is ``added``.
+    """
+    tr = Trace(clock=lambda: 0.0)  # only for its candidate refs; times are given explicitly
+    pending: list[tuple[float, int, str, str, str, Any, list[Any]]] = []
+    seq = 0
+    for pc_id, actor in mapping.items():
+        for t, typ, value, extra in pcs.get(pc_id, []):
+            pending.append((t, seq, actor, pc_id, typ, value, list(extra)))
+            seq += 1
+    frames: dict[str, tuple[str, str]] = {}
+    for pc_id, actor in mapping.items():
+        frames.setdefault(pc_id.split("-", 1)[0], (actor, pc_id))
+    for t, rid, g in page:
+        if rid in frames:
+            actor, pc_id = frames[rid]
+            pending.append((t, seq, actor, pc_id, "_getUserMedia", g, []))
             seq += 1
     pending.sort(key=lambda p: (p[0], p[1]))
+    actors = sorted(set(mapping.values()))
 
+    # settle every addIceCandidate call first: (value, time, error text)
+    fate: dict[int, tuple[str, float, str]] = {}
+    skip: set[int] = set()
+    open_calls: dict[str, list[tuple[int, str]]] = {}
+    for t, s, _actor, pc_id, typ, value, extra in pending:
+        key = _key(typ)
+        track = str(extra[0]) if extra else ""
+        calls = open_calls.setdefault(pc_id, [])
+        if key == "addicecandidate":
+            calls.append((s, track))
+        elif key in ("addicecandidateonsuccess", "addicecandidateonfailure", "addicecandidatefailed"):
+            match = next((i for i in range(len(calls) - 1, -1, -1) if track and calls[i][1] == track), None)
+            if match is None and key == "addicecandidatefailed" and calls:
+                match = len(calls) - 1
+            if match is None:
+                continue  # an older Chrome's failure that carries the candidate: handled below
+            call_seq, _ = calls.pop(match)
+            ok = key.endswith("onsuccess")
+            fate[call_seq] = ("ok" if ok else "error", t, "" if ok else (_text(value) or _text(extra[-1] if extra else "")))
+            skip.add(s)
+
+    rows: list[tuple[float, str, str, str, str, str, str, str, str]] = []
     states: dict[tuple[str, str], str] = {}
+    last_desc: dict[tuple[str, str], Any] = {}
 
-    def add(t: float, actor: str, kind: str, name: str, value: str = "", prev: str = "", ref: str = "", detail: str = "") -> None:
-        rows.append((t, actor, kind, name, value, prev, ref, detail[:2000]))
+    def add(t: float, actor: str, pc_id: str, kind: str, name: str, value: str = "", prev: str = "", ref: str = "", detail: str = "") -> None:
+        rows.append((t, actor, kind, name, value, prev, ref, detail[:2000], pc_id))
 
-    for t, _s, actor, entry in pending:
-        typ, value = entry["type"], entry.get("value", "")
+    def end_ref(receiver: str) -> str:
+        others = [a for a in actors if a != receiver]
+        return f"{others[0]}:end" if len(others) == 1 else "remote:end"
+
+    for t, s, actor, pc_id, typ, value, extra in pending:
+        if s in skip:
+            continue
         key = _key(typ)
         if key.endswith("(legacy)"):
             continue  # Chrome logs the legacy iceConnectionState next to the standard one
@@ -264,60 +366,86 @@ def internals_rows(
             g = value
             if "error" in g:
                 msg = f"{g.get('error')}: {g.get('error_message', '')}".strip(": ")
-                add(t, actor, "call", "getUserMedia", "error", detail=msg)
-                add(t, actor, "error", "getUserMedia", _error_name(str(g.get("error"))) if "Error" in str(g.get("error")) else str(g.get("error")), detail=msg)
+                add(t, actor, pc_id, "call", "getUserMedia", "error", detail=msg)
+                add(t, actor, pc_id, "error", "getUserMedia", _error_name(str(g.get("error"))) if "Error" in str(g.get("error")) else str(g.get("error")), detail=msg)
             else:
                 kinds = [k for k in ("audio", "video") if g.get(f"{k}_track_info")]
-                add(t, actor, "call", "getUserMedia", "ok", detail=",".join(kinds))
+                add(t, actor, pc_id, "call", "getUserMedia", "ok", detail=",".join(kinds))
+            continue
+        if key.startswith("navigator.mediadevices.getusermedia"):
+            if key.endswith("onsuccess"):
+                kinds = [str(tr_[0]) for tr_ in value if isinstance(tr_, list) and tr_] if isinstance(value, list) else []
+                add(t, actor, pc_id, "call", "getUserMedia", "ok", detail=",".join(kinds))
+            elif key.endswith("onfailure"):
+                err = _text(value)
+                add(t, actor, pc_id, "call", "getUserMedia", "error", detail=err)
+                add(t, actor, pc_id, "error", "getUserMedia", _error_name(err), detail=err)
             continue
         if key in _STATES:
             name, initial = _STATES[key]
             new = _text(value)
-            prev = states.get((actor, name), initial)
+            prev = states.get((pc_id, name), initial)
             if new == prev:
                 continue
-            states[(actor, name)] = new
-            add(t, actor, "state", name, new, prev=prev)
+            states[(pc_id, name)] = new
+            add(t, actor, pc_id, "state", name, new, prev=prev)
             continue
         if key == "icecandidate":
             line, detail = _candidate(value)
             if line:
-                add(t, actor, "ice", "candidate", "gathered", ref=tr.candidate_ref(actor, line, create=True), detail=detail)
+                add(t, actor, pc_id, "ice", "candidate", "gathered", ref=tr.candidate_ref(actor, line, create=True), detail=detail)
             else:
-                add(t, actor, "ice", "candidate", "end", ref=f"{actor}:end")
+                add(t, actor, pc_id, "ice", "candidate", "end", ref=f"{actor}:end")
             continue
-        if key in ("addicecandidate", "addicecandidatefailed"):
+        if key == "addicecandidate":
+            line, detail = _candidate(value)
+            ref = (tr.find_candidate_ref(line) if line else end_ref(actor))
+            outcome, t_done, err = fate.get(s, ("ok", t, ""))
+            if outcome == "ok":
+                add(t_done, actor, pc_id, "call", "addIceCandidate", "ok", ref=ref, detail=detail)
+                add(t_done, actor, pc_id, "ice", "candidate", "added", ref=ref, detail=detail)
+            else:
+                add(t_done, actor, pc_id, "call", "addIceCandidate", "error", ref=ref, detail=f"{err} ({detail})")
+                add(t_done, actor, pc_id, "ice", "candidate", "rejected", ref=ref, detail=err)
+                add(t_done, actor, pc_id, "error", "addIceCandidate", _call_error(err), ref=ref, detail=err)
+            continue
+        if key in ("addicecandidatefailed", "addicecandidateonfailure"):  # older Chrome: the value is the candidate
             line, detail = _candidate(value)
             ref = tr.find_candidate_ref(line) if line else ""
-            if key == "addicecandidate":
-                add(t, actor, "call", "addIceCandidate", "ok", ref=ref, detail=detail)
-                add(t, actor, "ice", "candidate", "added", ref=ref, detail=detail)
-            else:
-                err = _text(entry.get("error", "")) or _text(value)
-                add(t, actor, "call", "addIceCandidate", "error", ref=ref, detail=err)
-                add(t, actor, "ice", "candidate", "rejected", ref=ref, detail=err)
-                add(t, actor, "error", "addIceCandidate", _error_name(err), ref=ref, detail=err)
+            err = _text(extra[0]) if extra else _text(value)
+            add(t, actor, pc_id, "call", "addIceCandidate", "error", ref=ref, detail=err)
+            add(t, actor, pc_id, "ice", "candidate", "rejected", ref=ref, detail=err)
+            add(t, actor, pc_id, "error", "addIceCandidate", _call_error(err), ref=ref, detail=err)
+            continue
+        if key == "addicecandidateonsuccess":
             continue
         if key == "icecandidateerror":
-            add(t, actor, "error", "icecandidate", "IceCandidateError", detail=_text(value))
+            add(t, actor, pc_id, "error", "icecandidate", "IceCandidateError", detail=_text(value))
             continue
         if key == "negotiationneeded":
-            add(t, actor, "call", "negotiationneeded", "event")
+            add(t, actor, pc_id, "call", "negotiationneeded", "event")
             continue
-        if key == "track" or key == "addstream":
+        if key in ("track", "addstream"):
             obj = _json(value)
             kind = obj.get("kind", "") if isinstance(obj, dict) else ""
-            add(t, actor, "media", "track", kind or _text(value)[:40], ref=f"{actor}:{kind}" if kind else "", detail=_text(value)[:300])
+            if not kind and isinstance(value, list) and value and value[0] in ("audio", "video"):
+                kind = str(value[0])  # rtcstats: [kind, track id, label, stream ids...]
+            add(t, actor, pc_id, "media", "track", kind or _text(value)[:40], ref=f"{actor}:{kind}" if kind else "", detail=_text(value)[:300])
             continue
         if key == "datachannel":
-            add(t, actor, "media", "datachannel", "received", detail=_text(value)[:300])
+            add(t, actor, pc_id, "media", "datachannel", "received", detail=_text(value)[:300])
             continue
         if key.startswith("transceiver"):
             obj = _json(value)
             detail = ""
             if isinstance(obj, dict):
                 detail = f"mid={obj.get('mid')} kind={obj.get('kind')} direction={obj.get('direction')}"
-            add(t, actor, "media", "transceiver", key[len("transceiver"):] or "event", detail=detail)
+            add(t, actor, pc_id, "media", "transceiver", key[len("transceiver"):] or "event", detail=detail)
+            continue
+        if key == "create":
+            add(t, actor, pc_id, "call", "RTCPeerConnection", "ok", detail=_text(value)[:300])
+            continue
+        if key in ("getstats", "constraints", "websocket") or key.startswith("mediastreamtrack.") or key.startswith("htmlmediaelement."):
             continue
         base = None
         for suffix, outcome in (("onsuccess", "ok"), ("onfailure", "error")):
@@ -326,27 +454,56 @@ def internals_rows(
         if base is not None:
             name, outcome = base
             if outcome == "ok":
-                detail = _sdp_summary(value) if "description" in name.lower() or name.startswith("create") else _text(value)[:200]
-                add(t, actor, "call", name, "ok", detail=detail)
+                described = value if _text(value) else last_desc.get((pc_id, name), value)
+                detail = _sdp_summary(described) if "description" in name.lower() or name.startswith("create") else _text(value)[:200]
+                add(t, actor, pc_id, "call", name, "ok", detail=detail)
             else:
                 err = _text(value)
-                add(t, actor, "call", name, "error", detail=err)
-                add(t, actor, "error", name, _error_name(err), detail=err)
+                add(t, actor, pc_id, "call", name, "error", detail=err)
+                add(t, actor, pc_id, "error", name, _call_error(err), detail=err)
             continue
         if key in _PROMISE_CALLS:
+            last_desc[(pc_id, _PROMISE_CALLS[key])] = value
             continue  # the call's start: its row comes when it settles
         camel = typ[2:] if typ.lower().startswith("on") else typ
-        add(t, actor, "call", camel, "event" if typ.lower().startswith("on") else "ok", detail=_text(value)[:300])
+        add(t, actor, pc_id, "call", camel, "event" if typ.lower().startswith("on") else "ok", detail=_text(value)[:300])
+    return rows
 
+
+def _mapping(order: Sequence[str], actors: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    if actors is None or (isinstance(actors, Sequence) and not isinstance(actors, str)):
+        names = list(actors) if actors is not None else ["caller", "callee"]
+        mapping = dict(zip(order, names))
+    else:
+        mapping = dict(actors)
+        unknown = [k for k in mapping if k not in order]
+        if unknown:
+            raise ValueError(f"no peer connection {unknown} in the dump (it has {list(order)})")
+    bad = {a for a in mapping.values() if a not in ("caller", "callee", "channel", "user", "network")}
+    if bad:
+        raise ValueError(f"actors must be rtclab actors such as 'caller'/'callee', got {sorted(bad)}")
+    return mapping
+
+
+def internals_rows(
+    dump: Mapping[str, Any], actors: Mapping[str, str] | Sequence[str] | None = None
+) -> tuple[list[tuple[float, str, str, str, str, str, str, str]], dict[str, Any]]:
+    """Rows (epoch-ms times) and metadata of a parsed dump; see :func:`load_webrtc_internals`."""
+    pcs, page = updates_from_internals(dump)
+    order = list(pcs)
+    mapping = _mapping(order, actors)
+    rows = rows_from_updates(pcs, mapping, page)
+    times = [u[0] for pc_id in mapping for u in pcs[pc_id]] + [p[0] for p in page if p[1] in {k.split("-", 1)[0] for k in mapping}]
+    raw = dump.get("PeerConnections") or {}
     meta = {
         "source": "webrtc-internals",
         "user_agent": str(dump.get("UserAgent", "")),
         "peers": mapping,
         "skipped_peers": [k for k in order if k not in mapping],
-        "urls": {k: str(pcs[k].get("url", "")) for k in mapping},
-        "first_epoch_ms": pending[0][0] if pending else None,
+        "urls": {k: str(raw[k].get("url", "")) for k in mapping if isinstance(raw.get(k), Mapping)},
+        "first_epoch_ms": min(times) if times else None,
     }
-    return rows, meta
+    return [r[:8] for r in rows], meta
 
 
 def load_webrtc_internals(
