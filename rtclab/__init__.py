@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from .diagnose import Diagnosis, Finding, diagnose
 from .flows import FLOWS, Flow, get_flow
 from .internals import load_webrtc_internals
 from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
@@ -23,6 +24,7 @@ from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
 from .signaling import Channel, SignalingError
 from .sweeps import sweep
 from .trace import Trace, capture_events, load, save
+from .traces import TraceFormatError, load_trace
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,8 @@ __all__ = [
     "FLOWS",
     "App",
     "Channel",
+    "Diagnosis",
+    "Finding",
     "Flow",
     "InvalidAccessError",
     "InvalidStateError",
@@ -39,15 +43,18 @@ __all__ = [
     "Run",
     "SignalingError",
     "Trace",
+    "TraceFormatError",
     "User",
     "__version__",
     "arun",
     "capture_events",
     "compute_metrics",
+    "diagnose",
     "flow_source",
     "get_flow",
-    "load_webrtc_internals",
     "load",
+    "load_trace",
+    "load_webrtc_internals",
     "outcome",
     "run",
     "save",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rtclab {demo,run,sweep,flows,gallery,traces,serve}``."""
+"""Command line: ``python -m rtclab {demo,run,sweep,flows,gallery,traces,serve,diagnose,plot}``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     from .server import add_arguments as _serve_arguments
 
     _serve_arguments(srv)
+    from . import cli_files
+
+    cli_files.add_parsers(sub)
 
     ns = parser.parse_args(argv)
     if ns.cmd is None:
@@ -124,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: dict[str, Any]) -> int:
+    from . import cli_files
     from .lab import run
 
+    status = cli_files.dispatch(ns)
+    if status is not None:
+        return status
     if ns.cmd == "flows":
         for name, spec in flows.items():
             print(f"{name:20s} {spec.summary}")

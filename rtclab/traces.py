@@ -393,6 +393,8 @@ def _read_rtcstats(path: Path, text: str, actors: Mapping[str, str] | None) -> p
     rows = _wi.rows_from_updates(pcs, mapping)
     rows += _stats_rows(first_frames, mapping)
     lacks = _common_lacks(pcs, mapping)
+    if not any(u[1] == "onicecandidate" and not u[2] for p in pcs.values() for u in p):
+        lacks.append("end-of-candidates: no null icecandidate event in the dump (Chromium's export never logs one)")
     if n_stats == 0:
         lacks.append("stats: the dump holds no getStats reports (no first frames, no selected pair)")
     meta = {
