@@ -425,7 +425,16 @@ def rows_from_updates(
         if key == "negotiationneeded":
             add(t, actor, pc_id, "call", "negotiationneeded", "event")
             continue
-        if key in ("track", "addstream"):
+        if key == "addstream" and not typ.lower().startswith("on"):  # older Chrome: the local addStream() call
+            add(t, actor, pc_id, "call", "addStream", "ok", detail=_text(value)[:300])
+            continue
+        if key == "addstream":  # older Chrome's onAddStream: "id: s1, audio: [a1], video: [v1]"
+            text = _text(value)
+            kinds = [k for k in ("audio", "video") if re.search(rf"{k}: \[[^\]]+\]", text)] or [""]
+            for kind in kinds:
+                add(t, actor, pc_id, "media", "track", kind or text[:40], ref=f"{actor}:{kind}" if kind else "", detail=text[:300])
+            continue
+        if key == "track":
             obj = _json(value)
             kind = obj.get("kind", "") if isinstance(obj, dict) else ""
             if not kind and isinstance(value, list) and value and value[0] in ("audio", "video"):
@@ -445,7 +454,7 @@ def rows_from_updates(
         if key == "create":
             add(t, actor, pc_id, "call", "RTCPeerConnection", "ok", detail=_text(value)[:300])
             continue
-        if key in ("getstats", "constraints", "websocket") or key.startswith("mediastreamtrack.") or key.startswith("htmlmediaelement."):
+        if key in ("getstats", "constraints", "websocket", "addtrackonsuccess", "addtransceiveronsuccess") or key.startswith("mediastreamtrack.") or key.startswith("htmlmediaelement."):
             continue
         base = None
         for suffix, outcome in (("onsuccess", "ok"), ("onfailure", "error")):
