@@ -683,7 +683,8 @@ class _Doctor:
         fr = self.fr
         app = fr.mask(kind="error", name="app")
         null_pc = fr.detail.str.contains(r"properties of null.*addIceCandidate", regex=True)
-        caught = app & ~null_pc  # the null-pc ones are explained with the early candidates
+        seen = {str(d) for f in self.findings for d in f.evidence.loc[f.evidence["kind"].astype(str) == "error", "detail"]}
+        caught = app & ~null_pc & ~fr.detail.isin(seen)  # the others are explained with their finding already
         if caught.any():
             kinds = ", ".join(sorted(set(fr.value[caught])))
             expl = (f"The app caught {_plural(int(caught.sum()), 'error')} ({kinds}) and carried on, the way the MDN sample's "
@@ -693,7 +694,6 @@ class _Doctor:
         elif fr.browser:
             self.undecide("swallowed-errors", "a browser dump does not show the app's code, so errors it caught are invisible "
                           "(failed API calls are reported)")
-        seen = {str(d) for f in self.findings for d in f.evidence.loc[f.evidence["kind"].astype(str) == "error", "detail"]}
         handler = fr.mask(kind="error", name="onmessage") & ~fr.detail.isin(seen)
         if handler.any():
             kinds = ", ".join(sorted(set(fr.value[handler])))

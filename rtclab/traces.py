@@ -259,7 +259,10 @@ def _read_internals(path: Path, text: str, actors: Mapping[str, str] | None) -> 
     try:
         dump = json.loads(text)
     except json.JSONDecodeError as exc:
-        problem = "the JSON ends early: the file is truncated" if exc.pos >= len(text.rstrip()) else f"not valid JSON ({exc.msg}, column {exc.colno})"
+        stripped = text.rstrip()
+        at_end = exc.pos >= len(stripped) or exc.lineno >= stripped.count("\n") + 1  # the error is on the last line
+        problem = ("the JSON ends early: the file is truncated" if at_end
+                   else f"not valid JSON ({exc.msg}, column {exc.colno})")
         raise TraceFormatError(path, problem, exc.lineno) from None
     if not isinstance(dump, Mapping) or not isinstance(dump.get("PeerConnections"), Mapping):
         raise TraceFormatError(path, f"JSON without a 'PeerConnections' object: not a webrtc-internals dump; expected {KNOWN}", 1)

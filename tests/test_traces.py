@@ -198,6 +198,9 @@ def test_truncated_files_name_the_line(tmp_path):
     text = (BROWSER / "basic.internals.json").read_text()
     err = _bad(tmp_path / "cut.json", text[: len(text) // 2])
     assert "truncated" in str(err) and err.line == text[: len(text) // 2].count("\n") + 1
+    broken = text.replace('"updateLog"', '"updateLog" oops', 1)
+    err = _bad(tmp_path / "broken.json", broken)
+    assert "not valid JSON" in str(err) and err.line == text[: text.index('"updateLog"')].count("\n") + 1
     raw = (BROWSER / "basic.internals.json.gz").read_bytes()
     err = _bad(tmp_path / "cut.json.gz", raw[: len(raw) // 2])
     assert "gzip" in str(err) and "truncated" in str(err) and err.line >= 1
