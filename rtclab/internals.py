@@ -1,5 +1,9 @@
 """Browser traces: a ``chrome://webrtc-internals`` dump as an rtclab event frame.
 
+(:func:`rtclab.load_trace` is the front door for every trace format; it uses
+:func:`updates_from_internals`, :func:`role_mapping` and :func:`rows_from_updates`
+of this module. :func:`load_webrtc_internals` is kept for its own API.)
+
 Chrome and Chromium record every ``RTCPeerConnection`` of every tab; the page
 ``chrome://webrtc-internals`` saves them as a JSON "dump" (*Create a
 WebRTC-Internals dump* → *Download*, with *Compress result* unchecked, or
@@ -33,9 +37,11 @@ and the other promise-returning calls   when they settle); ``…OnSuccess`` → 
 ``icecandidate``                        ``ice`` ``candidate`` ``gathered`` (``ref``
                                         ``caller:c1``…; the same ref when the other peer
                                         connection of the dump adds that candidate)
-``addIceCandidate`` (logged on success) ``call`` ``addIceCandidate`` ``ok`` and ``ice``
-                                        ``candidate`` ``added``
-``addIceCandidateFailed``               ``call`` ``error``, ``ice`` ``rejected``, ``error`` row
+``addIceCandidate`` (logged when called) ``call`` ``addIceCandidate`` ``ok`` and ``ice``
+                                        ``candidate`` ``added``, unless a failure follows
+``addIceCandidateFailed`` (the failure  ``call`` ``error``, ``ice`` ``rejected``, ``error`` row
+of the latest unsettled call)           (Chromium's "The remote description was null" is an
+                                        ``InvalidStateError``, as its JavaScript error says)
 ``icecandidateerror``                   ``error`` row ``icecandidate`` / ``IceCandidateError``
 ``negotiationneeded``                   ``call`` ``negotiationneeded`` ``event`` (as ``Peer``)
 ``track``                               ``media`` ``track`` (value: the kind)
@@ -66,7 +72,7 @@ import pandas as pd
 
 from .trace import Trace
 
-__all__ = ["load_webrtc_internals", "internals_rows"]
+__all__ = ["internals_rows", "load_webrtc_internals", "role_mapping", "rows_from_updates", "updates_from_internals"]
 
 _STATES = {
     "signalingstatechange": ("signalingState", "stable"),
