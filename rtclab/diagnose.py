@@ -38,6 +38,8 @@ code                                      what the frame shows                  
                                           ``setRemoteDescription``:
                                           ``InvalidStateError``
 ``candidates-ignored``                    candidates delivered, never added      ``03_timing_trap``
+``candidates-after-end``                  candidates that came after the         ``03_timing_trap``
+                                          sender's end-of-candidates
 ``offer-before-tracks``                   an offer with no media section, tracks ``02_offer_after_tracks``
                                           added after it, never offered again
 ``glare``                                 both sides in ``have-local-offer`` at  ``07_glare``
@@ -318,6 +320,7 @@ class _Doctor:
         self.undecided: list[tuple[str, str]] = []
         self.outcome = fr.outcome()
         self.broken = self.outcome != "connected"
+        self.claimed: set[Any] = set()  # evidence rows a specific finding has explained
 
     def add(self, code: str, title: str, severity: str, explanation: str, evidence: pd.DataFrame, notebook: str) -> None:
         self.findings.append(Finding(code, title, severity, explanation, evidence.sort_values("t_ms", kind="stable"), notebook))
@@ -360,7 +363,9 @@ class _Doctor:
             expl = (f"{what} reached the {side}'s app before it had a peer connection ({when}). "
                     f"With nothing to add them to, they were lost: the {side} never learned where the {other} can be reached. ")
             if n_err:
-                expl += f"The app tried anyway and hit a null peer connection ({_plural(n_err, 'error')} caught and logged). "
+                how = "caught and logged" if (null_pc & (fr.actor == side) & (fr.name == "app")).all() or not (
+                    null_pc & (fr.actor == side) & (fr.name == "onmessage")).any() else "thrown out of its message handler"
+                expl += f"The app tried anyway and hit a null peer connection ({_plural(n_err, 'TypeError')}, {how}). "
             if self.broken:
                 expl += ("ICE then had only one direction of candidates, and the checks that direction allows did not get "
                          "through: the connection never came up. ")
@@ -379,6 +384,31 @@ class _Doctor:
                 expl = (f"{_plural(n, 'candidate')} from the {fr.other(side)} reached the {side}'s app after its peer connection "
                         "existed, but the app never passed them to addIceCandidate. A candidate not added is a path ICE never tries.")
                 self.add("candidates-ignored", "Candidates delivered but never added", self.sev(), expl, fr.rows(mine), "03_timing_trap")
+
+    def after_end_of_candidates(self) -> None:
+        fr = self.fr
+        for side in fr.sides:
+            sender = fr.other(side)
+            end = fr.mask(actor=side, kind="ice", name="candidate", value="added") & fr.ref.str.endswith(":end")
+            if not end.any():
+                continue
+            t_end = fr.first(end)
+            later = (fr.mask(actor=side, kind="ice", name="candidate", value=("added", "rejected", "ignored"))
+                     & fr.ref.str.startswith(sender + ":") & ~fr.ref.str.endswith(":end") & (fr.t > t_end))
+            if not later.any():
+                continue
+            refs = set(fr.ref[later])
+            errors = fr.mask(actor=side, kind=("error", "call"), name="addIceCandidate") & fr.ref.isin(refs) & (fr.t > t_end)
+            self.claimed |= set(errors[errors].index)
+            fates = ", ".join(f"{n} {v}" for v, n in fr.value[later].value_counts().items())
+            expl = (f"{_plural(len(refs), 'candidate')} of the {sender} reached the {side} after the {sender}'s end-of-candidates "
+                    f"({_ms(t_end)}): {fates}. The signaling channel delivered them out of order. RFC 8838 lets an ICE agent "
+                    "ignore candidates after the end (rtclab's Peer refuses them); Chromium 156 still adds and uses them. Fix: "
+                    "a channel that keeps order, or no end-of-candidates over a channel that may reorder (the counteroffer app).")
+            sev = "error" if self.broken and fr.mask(actor=side, kind="ice", name="candidate", value="added").sum() <= 1 else (
+                "warning" if (fr.value[later] != "added").any() else "info")
+            self.add("candidates-after-end", "Candidates arrived after end-of-candidates", sev, expl,
+                     fr.rows((end & (fr.t == t_end)) | later | errors), "03_timing_trap")
 
     def before_remote_description(self) -> None:
         fr = self.fr
@@ -419,7 +449,7 @@ class _Doctor:
             expl += "Fix: queue candidates until setRemoteDescription has resolved, then add them in order."
             self.add("candidates-before-remote-description", "Candidates added before the remote description (InvalidStateError)",
                      self.sev(), expl, fr.rows(early | related | first_srd), "03_timing_trap")
-        other = err & ~fr.f.index.isin(list(handled))
+        other = err & ~fr.f.index.isin(list(handled | self.claimed))
         if other.any():
             kinds = ", ".join(sorted(set(fr.value[other])))
             expl = (f"addIceCandidate failed {_plural(int(other.sum()), 'time')} ({kinds}). A rejected candidate is a path ICE "
@@ -814,7 +844,7 @@ def diagnose(run_or_frame: Any) -> Diagnosis:
     frame, meta, params = _inputs(run_or_frame)
     fr = _Frame(frame, meta, params)
     doc = _Doctor(fr)
-    for check in (doc.early_candidates, doc.before_remote_description, doc.offer_before_tracks, doc.glare,
+    for check in (doc.early_candidates, doc.after_end_of_candidates, doc.before_remote_description, doc.offer_before_tracks, doc.glare,
                   doc.candidates_exchanged, doc.needs_turn, doc.end_of_candidates, doc.renegotiation_after_answer,
                   doc.hangup_on_disconnected, doc.errors, doc.media, doc.fallback):
         check()

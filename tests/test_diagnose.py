@@ -222,3 +222,34 @@ def test_result_api():
     with pytest.raises(ValueError, match="missing columns"):
         diagnose(pd.DataFrame({"t_ms": [0.0]}))
     assert tuple(COLUMNS) == tuple(d[0].evidence.columns)
+
+
+def test_candidates_after_end_of_candidates():
+    """A candidate reordered behind end-of-candidates is named as such, not as a generic addIceCandidate failure."""
+    for seed in range(40):
+        r = rtclab.run("basic", reorder=0.5, jitter_ms=20, seed=seed)
+        d = diagnose(r)
+        if "candidates-after-end" in d.codes:
+            break
+    else:
+        pytest.fail("no seed reordered a candidate behind end-of-candidates")
+    f = d["candidates-after-end"]
+    ev = f.evidence
+    t_end = ev[(ev.kind == "ice") & ev.ref.str.endswith(":end")].t_ms.iloc[0]
+    later = ev[(ev.kind == "ice") & ~ev.ref.str.endswith(":end")]
+    assert len(later) and (later.t_ms > t_end).all()
+    assert "addicecandidate-failed" not in d.codes
+
+
+def test_every_stored_trace_is_diagnosed_without_error():
+    """Every reference run, Chromium dump and hand-written trace gives a printable diagnosis."""
+    repo = Path(__file__).resolve().parent.parent
+    files = sorted((repo / "data" / "traces").glob("*.csv")) + sorted((DATA / "browser").glob("*.*s*")) + \
+        sorted((DATA / "traces").glob("*")) + [repo / "data" / "webrtc-internals" / "chromium-basic.json"]
+    files = [f for f in files if f.suffix != ".py"]
+    assert len(files) >= 25
+    for path in files:
+        d = diagnose(path)
+        assert d.outcome in ("connected", "failed", "stalled") and str(d).startswith("Diagnosis of ")
+        for f in d:
+            assert f.severity in ("error", "warning", "info") and (NOTEBOOKS / f"{f.notebook}.py").exists()
