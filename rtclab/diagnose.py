@@ -589,6 +589,7 @@ class _Doctor:
                               "(webrtc-internals and its rtcstats export) never log one (neither the null icecandidate event "
                               "nor addIceCandidate(null))")
                 return
+        silent: list[tuple[str, pd.Series]] = []
         for side in fr.sides:
             if fr.has_signaling:
                 sent = fr.mask(actor=side, kind="signal", name="new-ice-candidate", value="sent")
@@ -598,22 +599,30 @@ class _Doctor:
                 other = fr.other(side)
                 real = fr.mask(actor=other, kind="ice", name="candidate", value="added") & fr.ref.str.startswith(side + ":")
                 end = fr.mask(actor=other, kind="call", name="addIceCandidate") & fr.ref.str.endswith(":end")
-            if not real.any() or end.any():
-                continue
+            if real.any() and not end.any():
+                silent.append((side, real))
+        if not silent:
+            return
+        evidence = pd.Series(False, index=fr.f.index)
+        stuck_sides = []
+        for side, real in silent:
             other = fr.other(side)
             ice = fr.state_rows(other, "iceConnectionState")
             last = str(ice["value"].iloc[-1]) if len(ice) else ""
-            stuck = not fr.connected(other) and last == "checking"
-            expl = (f"The {side} sent {_plural(int(real.sum()), 'candidate')} and never end-of-candidates. End-of-candidates "
-                    f"(RFC 8838) tells the other agent that no more are coming, so it can give up once every check has failed. ")
-            if stuck:
-                expl += (f"The {other} is still in 'checking' at the end of the trace: without it, aiortc waits forever; "
-                         "Chromium gives up about 15 s after its checks fail either way.")
-            else:
-                expl += "Here the call did not need it; on a network where no candidate works, an agent that waits for it hangs."
-            self.add("no-end-of-candidates", "Candidates never ended (no end-of-candidates)", "warning" if stuck else "info",
-                     expl, fr.rows(real & (fr.t == fr.first(real)) | (real & (fr.t == self.fr.t[real].max())) | fr.f.index.isin(ice.index[-1:])),
-                     "08_timeouts")
+            if not fr.connected(other) and last == "checking":
+                stuck_sides.append(other)
+            evidence |= (real & (fr.t == fr.first(real))) | (real & (fr.t == fr.t[real].max()))
+            evidence |= pd.Series(fr.f.index.isin(ice.index[-1:]), index=fr.f.index)
+        who = " and the ".join(f"{side} ({_plural(int(real.sum()), 'candidate')})" for side, real in silent)
+        expl = (f"The {who} never sent end-of-candidates. End-of-candidates (RFC 8838) tells the other agent that no "
+                "more are coming, so it can give up once every check has failed. ")
+        if stuck_sides:
+            expl += (f"The {' and the '.join(stuck_sides)} is still in 'checking' at the end of the trace: an agent that waits "
+                     "for it (aiortc does) never gives up; Chromium gives up about 15 s after its checks fail either way.")
+        else:
+            expl += "Here the call did not need it; on a network where no candidate works, an agent that waits for it hangs."
+        title = "Candidates never ended (no end-of-candidates)"
+        self.add("no-end-of-candidates", title, "warning" if stuck_sides else "info", expl, fr.rows(evidence), "08_timeouts")
 
     def needs_turn(self) -> None:
         fr = self.fr

@@ -94,9 +94,10 @@ def test_perfect_negotiation_glare_is_only_info():
 
 
 def test_missing_end_of_candidates_is_noted_when_harmless():
-    """The MDN sample never sends end-of-candidates: an info per side on a connected call."""
+    """The MDN sample never sends end-of-candidates: one info naming both sides, on a connected call."""
     d = diagnose(rtclab.run("mdn"))
-    assert d.ok and d.codes == ["no-end-of-candidates", "no-end-of-candidates"]
+    assert d.ok and d.codes == ["no-end-of-candidates"] and d[0].severity == "info"
+    assert "caller (2 candidates) and the callee (2 candidates)" in d[0].explanation
 
 
 def test_lost_signaling_is_reported():
@@ -253,3 +254,15 @@ def test_every_stored_trace_is_diagnosed_without_error():
         assert d.outcome in ("connected", "failed", "stalled") and str(d).startswith("Diagnosis of ")
         for f in d:
             assert f.severity in ("error", "warning", "info") and (NOTEBOOKS / f"{f.notebook}.py").exists()
+
+
+def test_missing_end_of_candidates_is_a_warning_when_ice_waits():
+    """Candidates sent without end-of-candidates while the other side sits in checking: a warning."""
+    frame = _frame([
+        (0, "caller", "signal", "new-ice-candidate", "sent", {"ref": "caller:c1"}),
+        (5, "callee", "state", "iceConnectionState", "checking"),
+        (9000, "callee", "state", "iceConnectionState", "checking", {"prev": "new"}),
+    ])
+    f = diagnose(frame)["no-end-of-candidates"]
+    assert f.severity == "warning" and "still in 'checking'" in f.explanation
+    assert set(f.evidence.actor) == {"caller", "callee"}
