@@ -275,22 +275,39 @@ class _Frame:
         rows = rows[rows["t_ms"] <= t]
         return str(rows["value"].iloc[-1]) if len(rows) else ""
 
-    def glare_spans(self) -> list[tuple[tuple[float, float, Any], tuple[float, float, Any]]]:
-        """Overlapping ``have-local-offer`` spans of caller and callee: ``((start, end, row index), ...)``."""
-        spans: dict[str, list[tuple[float, float, Any]]] = {}
-        for side in SIDES:
-            spans[side] = []
-            start = None
-            for idx, r in self.state_rows(side, "signalingState").iterrows():
-                if r["value"] == "have-local-offer" and start is None:
-                    start = (float(r["t_ms"]), idx)
-                elif r["value"] != "have-local-offer" and start is not None:
-                    spans[side].append((start[0], float(r["t_ms"]), start[1]))
-                    start = None
-            if start is not None:
-                spans[side].append((start[0], math.inf, start[1]))
-        return [(a, b) for a in spans["caller"] for b in spans["callee"]
-                if a[0] < b[1] and b[0] < a[1] or a[0] == b[0]]
+    def state_before(self, side: str, name: str, idx: Any) -> str:
+        """The value of a state machine just before row ``idx`` (rows are in recorded order)."""
+        pos = self.f.index.get_loc(idx)
+        rows = self.state_rows(side, name)
+        rows = rows[[self.f.index.get_loc(i) < pos for i in rows.index]]
+        return str(rows["value"].iloc[-1]) if len(rows) else ("stable" if name == "signalingState" else "new")
+
+    def collisions(self) -> pd.Series:
+        """Rows where a remote offer met a peer that had its own offer out (``have-local-offer``): glare."""
+        offers = {str(r) for r in self.ref[(self.kind == "signal") & (self.value == "sent") & self.detail.str.startswith("offer")]}
+        hit = pd.Series(False, index=self.f.index)
+        delivered = (self.kind == "signal") & (self.value == "delivered") & self.ref.isin(offers) & self.actor.isin(SIDES)
+        for idx in delivered[delivered].index:
+            hit[idx] = self.state_before(self.actor[idx], "signalingState", idx) == "have-local-offer"
+        hit |= (self.kind == "call") & (self.name == "rollback") & self.detail.str.contains("implicit", regex=False)
+        hit |= ((self.kind == "call") & (self.name == "setRemoteDescription") & (self.value == "error")
+                & self.detail.str.contains("have-local-offer", regex=False))
+        hit |= ((self.kind == "state") & (self.name == "signalingState") & (self.prev == "have-local-offer")
+                & (self.value == "have-remote-offer"))
+        # Chromium's implicit rollback: have-local-offer -> stable -> have-remote-offer inside one setRemoteDescription
+        group = self.f["pc"].astype(str) if "pc" in self.f.columns else self.actor
+        sig = (self.kind == "state") & (self.name == "signalingState")
+        settled = (self.kind == "call") & self.name.isin(["setRemoteDescription", "setLocalDescription"])
+        for _key, idxs in sig[sig].groupby(group[sig]).groups.items():
+            idxs = list(idxs)
+            for before, now in zip(idxs, idxs[1:]):
+                if (self.value[now] == "have-remote-offer" and self.value[before] == "stable"
+                        and self.prev[before] == "have-local-offer"):
+                    lo, hi = self.f.index.get_loc(before), self.f.index.get_loc(now)
+                    between = settled.iloc[lo + 1:hi] & (group.iloc[lo + 1:hi] == group[now])
+                    if not between.any():
+                        hit[now] = True
+        return hit
 
     def first(self, mask: pd.Series) -> float:
         hit = self.t[mask]
@@ -423,9 +440,9 @@ class _Doctor:
             if not early.any():
                 continue
             handled |= set(early[early].index)
-            spans = fr.glare_spans()
-            if spans:
-                t_glare = max(spans[0][0][0], spans[0][1][0])
+            hit = fr.collisions() & (fr.actor == side)
+            if hit.any():
+                t_glare = fr.first(hit)
                 ignoring = pd.Series([fr.t[i] >= t_glare and fr.state_at(side, "signalingState", fr.t[i]) == "have-local-offer"
                                       for i in fr.f.index], index=fr.f.index)
                 if (early & ~ignoring).sum() == 0:
@@ -488,27 +505,25 @@ class _Doctor:
 
     def glare(self) -> None:
         fr = self.fr
-        if len(fr.sides) < 2:
-            srd_err = fr.mask(kind="call", name="setRemoteDescription", value="error") & fr.detail.str.contains("have-local-offer", regex=False)
-            if srd_err.any():
-                self.add("glare", "Both sides offered at once (glare), unresolved", "error",
-                         "A remote offer arrived while this peer had its own offer out (have-local-offer) and applying it failed. "
-                         "Fix: perfect negotiation (one polite peer rolls back its own offer).", fr.rows(srd_err), "07_glare")
+        hit = fr.collisions()
+        if not hit.any():
             return
-        overlaps = fr.glare_spans()
-        if not overlaps:
-            return
-        a, b = overlaps[0]
-        t_glare = max(a[0], b[0])
+        t_glare = fr.first(hit)
         after = fr.t >= t_glare
         rollback = fr.mask(kind="call", name="rollback") & after
         errors = fr.mask(kind="call", value="error", name=("setRemoteDescription", "setLocalDescription")) & after
         err_rows = fr.mask(kind="error", name=("setRemoteDescription", "setLocalDescription")) & after
-        enter = fr.f.index.isin([a[2], b[2]])
-        evidence = fr.rows(pd.Series(enter, index=fr.f.index) | rollback | errors | err_rows)
+        enter = fr.mask(kind="state", name="signalingState", value="have-local-offer") & (fr.t <= t_glare)
+        last_enter = pd.Series(False, index=fr.f.index)
+        for side in fr.sides:
+            mine = enter & (fr.actor == side)
+            if mine.any():
+                last_enter[mine[mine].index[-1]] = True
+        evidence = fr.rows(last_enter | hit | rollback | errors | err_rows)
+        who = sorted(set(fr.actor[hit]))
         if errors.any() or self.broken:
-            expl = (f"Both sides were in have-local-offer at {_ms(t_glare)}: each sent an offer before it saw the other's. "
-                    "Nothing resolved the collision")
+            expl = (f"At {_ms(t_glare)} an offer reached the {' and the '.join(who)} while {'each' if len(who) > 1 else 'it'} "
+                    "had its own offer out (have-local-offer): both sides offered at once. Nothing resolved the collision")
             if errors.any():
                 e = fr.rows(errors).iloc[0]
                 expl += f": {e['actor']}'s {e['name']} failed ({str(e['detail'])[:90]})"
@@ -519,8 +534,9 @@ class _Doctor:
         else:
             how = " by rollback" if rollback.any() else ""
             self.add("glare", f"Glare, resolved{how}", "info",
-                     f"Both sides were in have-local-offer at {_ms(t_glare)}; the collision was resolved{how} and the call connected.",
-                     evidence, "07_glare")
+                     f"At {_ms(t_glare)} an offer reached the {' and the '.join(who)} while {'each' if len(who) > 1 else 'it'} "
+                     "had its own offer out; the "
+                     f"collision was resolved{how} and the call connected.", evidence, "07_glare")
 
     # -- candidates exchanged -------------------------------------------------------------
 

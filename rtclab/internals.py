@@ -271,6 +271,8 @@ def role_mapping(pcs: Mapping[str, list[Update]]) -> dict[str, str]:
             if key in ("createanswer", "createansweronsuccess") or (key.startswith("setlocaldescription") and kind == "answer"):
                 roles[pc_id] = "callee"
                 break
+    if len(pcs) == 2 and len(roles) == 2 and len(set(roles.values())) == 1:
+        roles = {}  # two peer connections that both offered first (glare): creation order decides
     mapping: dict[str, str] = {}
     for pc_id in pcs:
         if pc_id in roles:
@@ -294,8 +296,10 @@ def _description_type(value: Any) -> str:
 
 def _call_error(text: str) -> str:
     """The browser's error name of a failure text (Chromium's addIceCandidate message has none)."""
-    if _REMOTE_NULL in text.lower():
-        return "InvalidStateError"  # Chromium 156: InvalidStateError "The remote description was null"
+    if _REMOTE_NULL in text.lower() or "called in wrong state" in text.lower():
+        # Chromium 156 logs the message only; its JavaScript error is an InvalidStateError for both
+        # ("The remote description was null", "Failed to set remote answer sdp: Called in wrong state: stable")
+        return "InvalidStateError"
     return _error_name(text)
 
 

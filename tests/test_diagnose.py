@@ -266,3 +266,16 @@ def test_missing_end_of_candidates_is_a_warning_when_ice_waits():
     f = diagnose(frame)["no-end-of-candidates"]
     assert f.severity == "warning" and "still in 'checking'" in f.explanation
     assert set(f.evidence.actor) == {"caller", "callee"}
+
+
+@pytest.mark.parametrize("name", ["naive-glare.internals.json", "naive-glare.rtcstats.jsonl"])
+def test_chromium_naive_glare(name):
+    """Chromium's implicit rollback (have-local-offer, stable, have-remote-offer) is seen as glare, left unresolved."""
+    frame = load_trace(DATA / "browser" / name)
+    assert frame.attrs["meta"]["peers"] == {"8-1": "caller", "8-2": "callee"}  # both offered first: creation order
+    d = diagnose(frame)
+    assert d.codes == ["glare"] and d[0].severity == "error" and d[0].notebook == "07_glare"
+    ev = d[0].evidence
+    assert set(ev[ev.kind == "error"].value) == {"InvalidStateError"}  # what the page's JavaScript caught
+    assert set(ev[(ev.kind == "state")].value) >= {"have-local-offer", "have-remote-offer"}
+    _is_evidence_of(d[0], frame)

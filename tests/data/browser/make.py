@@ -19,6 +19,13 @@ Scenarios (JavaScript below):
     candidates, so on loopback the call connects anyway.
 ``forgot-candidates``
     no ``icecandidate`` handler on either side: nothing is exchanged.
+``naive-glare``
+    both peer connections offer at once and each applies the other's offer
+    (Chromium rolls its own back implicitly and answers), then each applies the
+    other's answer in ``stable``: the page catches ``InvalidStateError`` twice
+    (the dumps log only the message, "Called in wrong state: stable").
+
+``python tests/data/browser/make.py NAME...`` regenerates only those scenarios.
 """
 
 from __future__ import annotations
@@ -94,6 +101,28 @@ SCENARIOS = {
   window.keep = [caller, callee, stream];
   return [caller.connectionState, callee.connectionState];
 }""",
+    "naive-glare": r"""async () => {
+  const stream = await navigator.mediaDevices.getUserMedia({video: true});
+  const a = new NativePC(config), b = new NativePC(config);
+  a.onicecandidate = (e) => b.addIceCandidate(e.candidate).catch(() => {});
+  b.onicecandidate = (e) => a.addIceCandidate(e.candidate).catch(() => {});
+  for (const track of stream.getTracks()) { a.addTrack(track, stream); b.addTrack(track.clone(), stream); }
+  await Promise.all([a.setLocalDescription(), b.setLocalDescription()]);   // both click Call
+  const offerA = a.localDescription, offerB = b.localDescription;
+  const errors = [];
+  const answer = async (pc, offer) => {
+    await pc.setRemoteDescription(offer);                                   // naive: answer whatever comes in
+    await pc.setLocalDescription();
+    return pc.localDescription;
+  };
+  const [answerA, answerB] = await Promise.all([answer(a, offerB), answer(b, offerA)]);
+  for (const [pc, ans] of [[a, answerB], [b, answerA]]) {
+    try { await pc.setRemoteDescription(ans); } catch (err) { errors.push(err.name); }   // too late: stable
+  }
+  await new Promise(r => setTimeout(r, 2000));
+  window.keep = [a, b, stream];
+  return [a.connectionState, b.connectionState, errors];
+}""",
 }
 
 
@@ -138,9 +167,11 @@ def main() -> int:
         from rtclab.browser import isolated_command
 
         env = dict(os.environ, RTCLAB_ISOLATED="1")
-        return subprocess.run(isolated_command([sys.executable, str(Path(__file__).resolve())]), env=env, timeout=600).returncode
-    for name, js in SCENARIOS.items():
-        asyncio.run(_scenario(name, js))
+        cmd = isolated_command([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+        return subprocess.run(cmd, env=env, timeout=600).returncode
+    wanted = sys.argv[1:] or list(SCENARIOS)
+    for name in wanted:
+        asyncio.run(_scenario(name, SCENARIOS[name]))
     return 0
 
 
