@@ -443,8 +443,9 @@ class _Doctor:
             hit = fr.collisions() & (fr.actor == side)
             if hit.any():
                 t_glare = fr.first(hit)
-                ignoring = pd.Series([fr.t[i] >= t_glare and fr.state_at(side, "signalingState", fr.t[i]) == "have-local-offer"
-                                      for i in fr.f.index], index=fr.f.index)
+                ignoring = pd.Series(False, index=fr.f.index)
+                for i in early[early].index:
+                    ignoring[i] = fr.t[i] >= t_glare and fr.state_at(side, "signalingState", fr.t[i]) == "have-local-offer"
                 if (early & ~ignoring).sum() == 0:
                     refs = set(fr.ref[early]) - {""}
                     expl = (f"During glare the {side} kept its own offer (have-local-offer) and did not apply the {fr.other(side)}'s; "

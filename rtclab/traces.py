@@ -209,12 +209,17 @@ def load_trace(
         line = raw[: exc.start].count(b"\n") + 1
         raise TraceFormatError(path, f"not text (byte {exc.start} is not UTF-8): not {KNOWN}", line) from None
     fmt = _sniff(text)
-    if fmt == "rtclab":
-        frame = _read_rtclab(path, text, gzipped)
-    elif fmt == "rtcstats":
-        frame = _read_rtcstats(path, text, actors)
-    elif fmt == "json":
-        frame = _read_internals(path, text, actors)
+    readers = {"rtclab": lambda: _read_rtclab(path, text, gzipped), "rtcstats": lambda: _read_rtcstats(path, text, actors),
+               "json": lambda: _read_internals(path, text, actors)}
+    if fmt in readers:
+        try:
+            frame = readers[fmt]()
+        except TraceFormatError:
+            raise
+        except Exception as exc:  # a shape no reader expected: still one clear error, never a deep traceback
+            kind = {"json": "a webrtc-internals dump", "rtcstats": "an rtcstats dump", "rtclab": "an rtclab run"}[fmt]
+            raise TraceFormatError(path, f"looks like {kind} but holds something rtclab cannot read "
+                                   f"({type(exc).__name__}: {exc})") from None
     elif fmt == "jsonl-without-header":
         raise TraceFormatError(path, "JSON lines without the 'RTCStatsDump' first line: rtcstats file formats "
                                "before 3 are not supported (3 is)", 1)
