@@ -50,7 +50,6 @@ the line, never an exception from deep inside a parser.
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import json
 import re

@@ -220,3 +220,21 @@ def test_bad_rtcstats_headers_and_rows(tmp_path):
     assert err.line == 3 and "number last" in str(err)
     assert "before 3" in str(_bad(tmp_path / "e.jsonl", '["create","PC_0",{},1]\n'))
     assert "without any peer connection" in str(_bad(tmp_path / "f.jsonl", 'RTCStatsDump\n{"fileFormat":3}\n[39,null,{},1]\n'))
+
+
+def test_any_cut_gives_a_frame_or_one_clear_error(tmp_path):
+    """Each fixture cut at ten places (and its gzip cut too) loads or raises TraceFormatError, nothing else."""
+    files = [p for p in sorted(BROWSER.glob("*.*s*")) + sorted(HAND.glob("*")) if p.suffix != ".py"]
+    outcomes = {"frame": 0, "error": 0}
+    for src in files:
+        raw = src.read_bytes()
+        for k in range(1, 11):
+            cut = tmp_path / f"{src.name}.{k}"
+            cut.write_bytes(raw[: len(raw) * k // 11])
+            try:
+                load_trace(cut)
+                outcomes["frame"] += 1
+            except TraceFormatError as exc:
+                assert str(cut) in str(exc)
+                outcomes["error"] += 1
+    assert outcomes["error"] > 0 and sum(outcomes.values()) == 10 * len(files)
