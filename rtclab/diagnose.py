@@ -585,8 +585,8 @@ class _Doctor:
                 nb = "04_works_on_my_machine"
             else:
                 expl = (f"{lead}{how}. "
-                        + ("With no candidate exchanged either way, a browser's ICE agent has nothing to check and stays 'new' "
-                           "(Chromium); aiortc sits in 'checking'. Nothing ever times out unless the app does. " if both else
+                        + ("Then an ICE agent has nothing to check: Chromium stays in 'new' and never fails; nothing ends "
+                           "such a call unless the app has its own timer. " if both else
                            "ICE had one direction of candidates only, and it did not get through. ")
                         + "Fix: send every icecandidate event's candidate to the other side and add what arrives.")
                 sev = "error"
@@ -635,7 +635,7 @@ class _Doctor:
                 "more are coming, so it can give up once every check has failed. ")
         if stuck_sides:
             expl += (f"The {' and the '.join(stuck_sides)} is still in 'checking' at the end of the trace: an agent that waits "
-                     "for it (aiortc does) never gives up; Chromium gives up about 15 s after its checks fail either way.")
+                     "for it never gives up; Chromium gives up about 15 s after its checks fail either way.")
         else:
             expl += "Here the call did not need it; on a network where no candidate works, an agent that waits for it hangs."
         title = "Candidates never ended (no end-of-candidates)"
