@@ -688,13 +688,17 @@ class _Doctor:
             return
         t_media = float(max(fr.first(frames & (fr.actor == s)) for s in fr.sides if (frames & (fr.actor == s)).any()))
         total = t_media - t_click
-        offers = fr.mask(kind="call", name=("createOffer",), value="ok") & (fr.t >= t_click)
-        first_neg = fr.mask(kind="call", name="negotiationneeded") & (fr.t >= t_click)
-        if not offers.any() or total <= 0:
-            return
-        t_start = min(fr.first(offers), fr.first(first_neg)) if first_neg.any() else fr.first(offers)
-        offerer = str(fr.actor[offers & (fr.t == fr.first(offers))].iloc[0])
-        answered = fr.mask(actor=offerer, kind="call", name="setRemoteDescription", value="ok") & (fr.t >= t_start) & fr.detail.str.startswith("answer")
+        sig = fr.mask(kind="state", name="signalingState")
+        done_before = (sig & (fr.prev == "have-local-offer") & (fr.value == "stable") & (fr.t <= t_click)).any()
+        local_offer = sig & (fr.value == "have-local-offer") & (fr.t >= t_click)
+        if not done_before or not local_offer.any() or total <= 0:
+            return  # no offer/answer round had completed before the click: the first negotiation, not a renegotiation
+        first_offer = local_offer & (fr.t == fr.first(local_offer))
+        offerer = str(fr.actor[first_offer].iloc[0])
+        started = (fr.mask(actor=offerer, kind="call", name=("negotiationneeded", "createOffer")) & (fr.t >= t_click)) | first_offer
+        t_start = fr.first(started)
+        answered = (sig & (fr.actor == offerer) & (fr.prev == "have-local-offer") & (fr.value == "stable")
+                    & (fr.t >= fr.first(first_offer)))
         if not answered.any():
             return
         t_end = fr.first(answered)
@@ -702,10 +706,10 @@ class _Doctor:
         if span < 0.5 * total:
             return
         expl = (f"From the Answer click to media took {_ms(total)}; {_ms(span)} of it ({span / total:.0%}) is a new offer/answer "
-                f"round that the {offerer} started after the click (offer at {_ms(t_start)}, answer applied at {_ms(t_end)}): "
-                "adding media on Answer makes answering wait for signaling. Fix: negotiate the media before the user answers "
-                "(counter-offer) and let Answer only unmute (replaceTrack / track.enabled).")
-        ev = click & (fr.t == t_click) | offers | answered & (fr.t == t_end) | frames
+                f"round that the {offerer} started after the click (from {_ms(t_start)} until its answer was applied at "
+                f"{_ms(t_end)}): adding media on Answer makes answering wait for signaling. Fix: negotiate the media before "
+                "the user answers (counter-offer) and let Answer only unmute (replaceTrack / track.enabled).")
+        ev = (click & (fr.t == t_click)) | (started & (fr.t == t_start)) | first_offer | (answered & (fr.t == t_end)) | frames
         self.add("renegotiation-after-answer", "Answering waits for a renegotiation", "warning", expl, fr.rows(ev), "05_counteroffer")
 
     def hangup_on_disconnected(self) -> None:

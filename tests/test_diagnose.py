@@ -136,6 +136,8 @@ def _frame(rows):
 def test_renegotiation_after_answer():
     """Answer-to-media spent mostly in an offer/answer round started by the click is a warning."""
     base = [
+        (0, "caller", "state", "signalingState", "have-local-offer", {"prev": "stable"}),
+        (0, "caller", "state", "signalingState", "stable", {"prev": "have-local-offer"}),
         (0, "caller", "state", "connectionState", "connected"), (0, "callee", "state", "connectionState", "connected"),
         (0, "caller", "media", "track", "video"), (0, "callee", "media", "track", "video"),
         (50, "callee", "media", "first-frame", "video"),
@@ -143,10 +145,12 @@ def test_renegotiation_after_answer():
     ]
     reneg = [
         (1000, "callee", "call", "negotiationneeded", "event"),
-        (1001, "callee", "call", "createOffer", "ok", {"detail": "offer m=[video] candidates=0"}),
+        (1001, "callee", "state", "signalingState", "have-local-offer", {"prev": "stable"}),
+        (1001, "callee", "call", "setLocalDescription", "ok", {"detail": "implicit"}),
         (1002, "callee", "signal", "video-offer", "sent"),
         (1100, "caller", "call", "setRemoteDescription", "ok", {"detail": "offer m=[video] candidates=0"}),
         (1101, "caller", "signal", "video-answer", "sent"),
+        (1200, "callee", "state", "signalingState", "stable", {"prev": "have-local-offer"}),
         (1200, "callee", "call", "setRemoteDescription", "ok", {"detail": "answer m=[video] candidates=0"}),
         (1240, "caller", "media", "first-frame", "video"),
     ]
@@ -156,6 +160,9 @@ def test_renegotiation_after_answer():
     assert "200 ms" in f.explanation and "240 ms" in f.explanation
     unmute = base + [(1000, "callee", "call", "replaceTrack", "ok"), (1040, "caller", "media", "first-frame", "video")]
     assert "renegotiation-after-answer" not in diagnose(_frame(unmute)).codes
+    first_round = [r for r in base if r[3] != "signalingState"] + reneg  # nothing negotiated before the click
+    assert "renegotiation-after-answer" not in diagnose(_frame(first_round)).codes
+    assert "renegotiation-after-answer" not in diagnose(rtclab.run("answer-on-click")).codes
 
 
 def test_hangup_on_disconnected():
