@@ -554,6 +554,9 @@ class _Doctor:
 
     def candidates_exchanged(self) -> None:
         fr = self.fr
+        if len(fr.sides) == 1:
+            self._one_side_candidates(fr.sides[0])
+            return
         if len(fr.sides) < 2:
             return
         if not (fr.mask(kind="call", name="setRemoteDescription", value="ok").any()):
@@ -597,6 +600,25 @@ class _Doctor:
             self.add("no-candidates", title, sev, expl, fr.rows(gathered | states | sent), nb)
             if both:
                 break
+
+    def _one_side_candidates(self, side: str) -> None:
+        """A dump of one peer connection: did it ever get a remote candidate?"""
+        fr = self.fr
+        srd = fr.mask(actor=side, kind="call", name="setRemoteDescription", value="ok")
+        if not srd.any() or self._received(side) > 0:
+            return
+        states = fr.mask(actor=side, kind="state", name=("iceConnectionState", "connectionState"))
+        expl = (f"The {side} never added a remote candidate, and its remote description carried none. Either the other "
+                "app never sends its candidates or this one never passes them to addIceCandidate: the trace holds one side "
+                "only, so it cannot tell which. ")
+        if fr.connected(side):
+            expl += ("The call connected anyway, through the other side's checks (a peer-reflexive candidate); behind NATs "
+                     "one direction is not enough.")
+            sev, nb = "warning", "04_works_on_my_machine"
+        else:
+            expl += "With nothing to check, ICE cannot connect; Chromium stays in 'new' when no candidate went either way."
+            sev, nb = "error", "08_timeouts"
+        self.add("no-candidates", f"The {side} received no candidates", sev, expl, fr.rows(srd | states), nb)
 
     def end_of_candidates(self) -> None:
         fr = self.fr

@@ -286,3 +286,14 @@ def test_chromium_naive_glare(name):
     assert set(ev[ev.kind == "error"].value) == {"InvalidStateError"}  # what the page's JavaScript caught
     assert set(ev[(ev.kind == "state")].value) >= {"have-local-offer", "have-remote-offer"}
     _is_evidence_of(d[0], frame)
+
+
+def test_one_side_of_a_call():
+    """A dump of one peer connection: no remote candidate at all is named, and the doctor says it cannot tell who forgot."""
+    frame = load_trace(DATA / "browser" / "forgot-candidates.rtcstats.jsonl", actors={"8-2": "callee"})
+    assert set(frame.pc) == {"8-2"} and any("the other peer" in x for x in frame.attrs["meta"]["lacks"])
+    d = diagnose(frame)
+    assert d.codes == ["no-candidates"] and d[0].severity == "error"
+    assert "cannot tell which" in d[0].explanation
+    ok = diagnose(load_trace(DATA / "browser" / "basic.rtcstats.jsonl", actors={"8-2": "callee"}))
+    assert ok.outcome == "connected" and ok.findings == []
