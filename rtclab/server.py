@@ -115,6 +115,10 @@ class Limits:
         Bound of one client's outgoing queue; past it the client is dropped.
     send_timeout_s
         A client whose socket takes no data for this long is dropped.
+    ping_interval_s, ping_timeout_s
+        WebSocket keepalive: a client that answers no ping within the timeout
+        (it stopped reading, or vanished) is dropped, even while the kernel's
+        buffers still take its data.
     register_timeout_s
         A connection that has not sent ``username`` by then is closed.
     max_connections
@@ -139,6 +143,8 @@ class Limits:
     queue_messages: int = 512
     queue_bytes: int = 2 * 1024 * 1024
     send_timeout_s: float = 5.0
+    ping_interval_s: float | None = 10.0
+    ping_timeout_s: float = 10.0
     register_timeout_s: float = 15.0
     max_connections: int = 500
     rate_messages: float = 50.0
@@ -331,8 +337,9 @@ class SignalingServer:
 
         self._server = await ws_serve(
             self._connection, self.host, self.port, subprotocols=["json"], max_size=self.limits.max_frame_bytes,
-            max_queue=4, select_subprotocol=_select_json, process_request=self._http,
-            close_timeout=CLOSE_TIMEOUT_S,
+            max_queue=4, compression=None,  # per-connection zlib state and per-recipient CPU: not worth it for chat and SDP
+            select_subprotocol=_select_json, process_request=self._http,
+            close_timeout=CLOSE_TIMEOUT_S, ping_interval=self.limits.ping_interval_s, ping_timeout=self.limits.ping_timeout_s,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -525,8 +532,12 @@ class SignalingServer:
                     break
                 self._receive(client, raw)
                 await asyncio.sleep(0)  # one message at a time from each client: floods take turns
-        except Exception:  # closed abruptly, too big (1009)...
-            pass
+        except Exception as exc:  # closed abruptly, too big (1009), keepalive timeout...
+            sent = getattr(exc, "sent", None)
+            if client.dropped is None and sent is not None and sent.code == 1011 and "keepalive" in sent.reason:
+                client.dropped = "no answer to keepalive pings"
+                self._note(client, "dropped", f"no pong within {self.limits.ping_timeout_s:g} s: not reading")
+                logger.warning("dropped %s (id %s): no answer to keepalive pings", client.name, client.id)
         finally:
             timer.cancel()
             self._gone(client)

@@ -343,3 +343,244 @@ def test_http_get_serves_the_tab_page():
             assert (await asyncio.to_thread(fetch, "/nope"))[0] == 404
 
     run(main)
+
+
+# --- a room under stress: hostile clients ---------------------------------------------------------
+
+from rtclab.server import Limits  # noqa: E402
+
+
+async def _stuck_socket(server: SignalingServer) -> Any:
+    """A WebSocket that never reads: tiny receive buffer, and websockets stops reading after one message."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    return await connect(server.url, sock=sock, subprotocols=["json"], open_timeout=5, close_timeout=1, max_queue=1)
+
+
+async def _register(server: SignalingServer, name: str, stack: Any) -> Tab:
+    t = await stack.enter_async_context(tab(server, name))
+    while name not in (await t.recv("userlist", timeout=10))["users"]:
+        pass
+    return t
+
+
+def test_stuck_flooder_is_dropped_and_the_room_keeps_chatting():
+    """A client that floods 60 KB chat and never reads is dropped (log line); 20 others keep registering and chatting."""
+    from contextlib import AsyncExitStack
+
+    async def main() -> None:
+        async with server_running(limits=Limits(send_timeout_s=2.0, ping_interval_s=1.0, ping_timeout_s=1.0)) as server, AsyncExitStack() as stack:
+            stuck = await _stuck_socket(server)
+            stack.push_async_callback(stuck.close)
+            await stuck.send(json.dumps({"type": "username", "name": "flood"}))
+            blob = "x" * 60_000
+
+            async def flood() -> int:
+                sent = 0
+                try:
+                    for _ in range(120):
+                        await asyncio.wait_for(stuck.send(json.dumps({"type": "message", "text": blob})), 5)
+                        sent += 1
+                except Exception:  # dropped by the server, or our own send blocked
+                    pass
+                return sent
+
+            flooding = asyncio.ensure_future(flood())
+            users = []
+            for i in range(20):  # they register while the flood goes on
+                users.append(await _register(server, f"user{i}", stack))
+            for u in users:
+                await u.send({"type": "message", "text": f"hello from {u.name}"})
+            for u in users:  # everyone hears everyone (the flood's own messages are skipped)
+                heard: set[str] = set()
+                while len(heard) < 20:
+                    msg = await u.recv("message", timeout=10)
+                    if msg["name"] != "flood":
+                        heard.add(msg["text"])
+                assert heard == {f"hello from user{i}" for i in range(20)}
+            for _ in range(500):  # the stuck client is dropped (bounded wait)
+                if any(e["error"] == "dropped" and e["from"] == "flood" for e in server.log):
+                    break
+                await asyncio.sleep(0.02)
+            drops = [e for e in server.log if e["error"] == "dropped"]
+            assert [e["from"] for e in drops] == ["flood"], drops
+            assert any(e["error"] == "rate-limited" and e["from"] == "flood" for e in server.log)  # the flood was throttled
+            assert "flood" not in server.users() and len(server.users()) == 20
+            await asyncio.wait_for(flooding, 10)
+            # after the drop the room still works: a newcomer registers and chats
+            late = await _register(server, "late", stack)
+            await late.send({"type": "message", "text": "made it"})
+            while (await users[0].recv("message", timeout=10))["text"] != "made it":
+                pass
+
+    run(main, timeout=60)
+
+
+def test_slow_reader_dropped_by_send_timeout_or_queue_bound():
+    """Keepalive off: a client whose socket takes nothing is dropped by the send timeout or the queue bound, not waited for."""
+
+    async def main() -> None:
+        limits = Limits(send_timeout_s=1.0, ping_interval_s=None, queue_messages=64, rate_bytes=50e6, burst_bytes=50e6)
+        async with server_running(limits=limits) as server, tab(server, "sender") as s, tab(server, "witness") as w:
+            stuck = await _stuck_socket(server)
+            try:
+                await stuck.send(json.dumps({"type": "username", "name": "stuck"}))
+                while "stuck" not in (await s.recv("userlist"))["users"]:
+                    pass
+                blob = "y" * 50_000
+                for i in range(200):  # private messages to the stuck client (within the sender's rate limits or not)
+                    await s.send({"type": "message", "target": "stuck", "text": blob})
+                    if any(e["error"] == "dropped" for e in server.log):
+                        break
+                    await s.send({"type": "message", "target": "witness", "text": f"ping {i}"})
+                    assert (await w.recv("message"))["text"] == f"ping {i}"  # the witness is served meanwhile
+                    await asyncio.sleep(0.02)
+                (drop,) = [e for e in server.log if e["error"] == "dropped"]
+                assert drop["from"] == "stuck" and ("took no data" in drop["text"] or "queue full" in drop["text"])
+                for _ in range(250):
+                    if "stuck" not in server.users():
+                        break
+                    await asyncio.sleep(0.02)
+                assert server.users() == ["sender", "witness"]
+            finally:
+                await stuck.close()
+
+    run(main, timeout=60)
+
+
+# --- the MDN sample's client, as far as the server and the bot can tell -----------------------------
+
+
+class MdnCaller:
+    """A caller that behaves like the MDN sample's ``chatclient.js`` where the server and the bot can tell.
+
+    ``getUserMedia({audio: true, video: true})`` then one ``addTransceiver`` per
+    track in the stream's order (audio first, so the offer's first m-section is
+    audio), the offer sent on ``negotiationneeded`` with ``name`` and ``target``,
+    candidates trickled with ``target``, and ``hangUpCall()``: close the peer
+    connection first, which clears the target, then send ``hang-up`` with
+    ``target: null``.
+    """
+
+    def __init__(self, t: Tab) -> None:
+        self.tab = t
+        self.pc: Any = None
+        self.target: str | None = None
+        self.tracks: list[Any] = []
+        self.trace: Any = None
+        self.sends: list[asyncio.Task[Any]] = []
+
+    async def invite(self, target: str) -> None:
+        from rtclab import media
+        from rtclab.peer import Peer
+        from rtclab.trace import Trace
+
+        self.target = target
+        self.trace = Trace()
+        pc = self.pc = Peer("caller", self.trace, ice_servers=[])
+        loop = asyncio.get_running_loop()
+
+        def on_candidate(c: Any) -> None:
+            if c is not None and self.target is not None:  # the sample forwards only real candidates
+                self.sends.append(loop.create_task(self.tab.send({"type": "new-ice-candidate", "target": self.target, "candidate": c})))
+
+        async def on_negotiationneeded() -> None:
+            await pc.setLocalDescription(await pc.createOffer())
+            await self.tab.send({"type": "video-offer", "name": self.tab.name, "target": self.target, "sdp": pc.localDescription})
+
+        pc.on("icecandidate", on_candidate)
+        pc.on("negotiationneeded", on_negotiationneeded)
+        self.tracks = list(reversed(media.getUserMedia(video=True, audio=True)))  # a browser's stream: audio, video
+        for track in self.tracks:
+            pc.addTransceiver(track)
+
+    async def on_message(self, msg: dict[str, Any]) -> None:
+        if self.pc is None:
+            return
+        if msg["type"] == "video-answer":
+            await self.pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await self.pc.addIceCandidate(msg["candidate"])
+        elif msg["type"] == "hang-up":
+            await self.close()
+
+    def first_frames(self) -> set[str]:
+        f = self.trace.frame()
+        return set(f[(f.actor == "caller") & (f.name == "first-frame")].value)
+
+    async def close(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+        for t in self.tracks:
+            t.stop()
+        await asyncio.gather(*self.sends, return_exceptions=True)
+        self.pc, self.target = None, None
+
+    async def hang_up(self) -> None:
+        """The sample's hangUpCall(): closeVideoCall() (which clears the target), then send hang-up."""
+        await self.close()
+        await self.tab.send({"type": "hang-up", "name": self.tab.name, "target": self.target})
+
+
+async def _until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_mdn_caller_gets_video_and_audio_from_the_bot_hangs_up_and_calls_again(tmp_path):
+    """An audio+video MDN-like caller gets both kinds from the bot; its hang-up (target null) ends the call, the frame is written; a second call works."""
+    from rtclab.browser import allow_loopback_gathering  # noqa: F401 (the same patch, scoped to this test)
+    import aioice.ice
+
+    async def main() -> None:
+        async with server_running() as server:
+            bot = Bot(server, "bot", answer_delay_ms=50, save_dir=str(tmp_path))
+            await bot.start()
+            caller = None
+            listener = None
+            try:
+                async with tab(server, "alice") as a:
+                    caller = MdnCaller(a)
+
+                    async def listen() -> None:
+                        while True:
+                            msg = json.loads(await a.ws.recv())
+                            if msg["type"] == "error":
+                                raise AssertionError(f"server refused: {msg}")
+                            await caller.on_message(msg)
+
+                    listener = asyncio.ensure_future(listen())
+                    for n in (1, 2):  # the second call follows the hang-up at once, on the same socket
+                        await caller.invite("bot")
+                        await _until(lambda: caller.first_frames() == {"audio", "video"}, f"call {n}: audio and video from the bot")
+                        assert server.calls == {frozenset({"alice", "bot"})}
+                        call = bot.calls[-1]
+                        kinds = {t.kind: t.sender.track.kind for t in call.app.peers[0].getTransceivers() if t.sender.track is not None}
+                        assert kinds == {"audio": "audio", "video": "video"}  # each track on the transceiver of its kind
+                        await caller.hang_up()
+                        await asyncio.wait_for(call.done.wait(), 10)  # the bot ended its side
+                        assert server.calls == set() and call.app.peers[0].connectionState == "closed"
+                        assert call.saved is not None and (tmp_path / f"bot-call-{n}-alice.csv").exists()
+                    assert listener.done() is False  # no error from the server at any point
+                    assert len(bot.calls) == 2 and not bot._active
+            finally:
+                if listener is not None:
+                    listener.cancel()
+                    await asyncio.gather(listener, return_exceptions=True)
+                if caller is not None:
+                    await caller.close()
+                await bot.stop()
+
+    original = aioice.ice.get_host_addresses
+    try:  # loopback only: nothing leaves the machine, and it works where lo is the only interface
+        aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"] if use_ipv4 else []
+        run(main, timeout=60)
+    finally:
+        aioice.ice.get_host_addresses = original
