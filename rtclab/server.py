@@ -689,20 +689,22 @@ class SignalingServer:
             self._refuse(client, "identity", f"your id is {client.id}", message)
             return
         asked = message.get("name")
+        why = None
         try:
             name = clean_name(asked)
         except Refused as exc:
-            self._refuse(client, exc.code, f"{exc.text}; you are called {GUEST!r} instead", message)
-            name = GUEST
+            name, why = GUEST, f"{exc.text}; you are called {GUEST!r} instead"
         else:
             if name != asked:
-                self._refuse(client, "bad-name", "markup, invisible or disallowed characters were removed from your name", message)
+                why = "markup, invisible or disallowed characters were removed from your name"
         unique = self._unique(name)
         client.name = unique
         self._names[unique] = client
         self._skeletons[skeleton(unique)] = client
-        if unique != asked:
+        if unique != asked:  # the sample's page shows this one (then the reason, as an error)
             self._send(client, {"type": "rejectusername", "id": client.id, "name": unique})
+        if why is not None:
+            self._refuse(client, "bad-name", why, message)
         self._users_changed()
         self._push(client, _USERLIST)  # the newcomer sees the room at once; the others soon
 

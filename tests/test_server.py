@@ -584,3 +584,350 @@ def test_mdn_caller_gets_video_and_audio_from_the_bot_hangs_up_and_calls_again(t
         run(main, timeout=60)
     finally:
         aioice.ice.get_host_addresses = original
+
+
+# --- routing, call control, input rules ---------------------------------------------------------------
+
+
+def test_private_message_reaches_only_its_target():
+    """A chat message with a target goes to that user only (not to the sender, not to a third user)."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b, tab(server, "carol") as c:
+                while (await a.recv("userlist"))["users"] != ["alice", "bob", "carol"]:
+                    pass
+                await a.send({"type": "message", "target": "bob", "text": "psst", "id": a.id})
+                got = await b.recv("message")
+                assert (got["text"], got["name"], got["target"]) == ("psst", "alice", "bob")
+                assert await c.nothing("message") and await a.nothing("message", wait=0.05)
+                await a.send({"type": "message", "target": "nobody", "text": "psst"})
+                assert (await a.recv("error"))["error"] == "no-such-user"
+                await a.send({"type": "message", "target": ["bob"], "text": "psst"})
+                assert (await a.recv("error"))["error"] == "malformed"
+                await a.send({"type": "message", "text": "all"})  # no target: everyone, as in the sample
+                for t in (a, b, c):
+                    assert (await t.recv("message"))["text"] == "all"
+
+    run(main)
+
+
+async def _call(a: Tab, b: Tab) -> None:
+    await a.send({"type": "video-offer", "target": b.name, "sdp": {"type": "offer", "sdp": "v=0"}})
+    await b.recv("video-offer")
+    await b.send({"type": "video-answer", "target": a.name, "sdp": {"type": "answer", "sdp": "v=0"}})
+    await a.recv("video-answer")
+
+
+def test_third_party_cannot_control_a_call():
+    """Hang-up, answer and candidates for a user one is not in a call with are refused and not forwarded."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b, tab(server, "mallory") as m:
+                await _call(a, b)
+                for kind in ("hang-up", "video-answer", "new-ice-candidate"):
+                    await m.send({"type": kind, "target": "bob", "sdp": {}, "candidate": None})
+                    err = await m.recv("error")
+                    assert (err["error"], err["refused"]) == ("not-in-call", kind)
+                assert await b.nothing("hang-up") and await b.nothing("video-answer", wait=0.05)
+                await b.send({"type": "video-answer", "target": "mallory", "sdp": {}})  # nobody offered
+                assert (await b.recv("error"))["error"] == "not-in-call"
+                assert server.calls == {frozenset({"alice", "bob"})}
+                await b.send({"type": "new-ice-candidate", "target": "alice", "candidate": None})  # the parties may
+                assert (await a.recv("new-ice-candidate"))["name"] == "bob"
+
+    run(main)
+
+
+def test_hang_up_without_target_ends_the_senders_call_on_both_sides():
+    """The sample's hang-up ({"target": null}) ends the sender's current call: the other party is told, the record goes."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b, tab(server, "carol") as c:
+                await _call(a, b)
+                await a.send({"type": "hang-up", "name": "alice", "target": None})
+                hang = await b.recv("hang-up")
+                assert (hang["name"], hang["target"]) == ("alice", "bob")
+                assert server.calls == set() and await c.nothing("hang-up")
+                await a.send({"type": "hang-up", "target": None})  # no call left
+                assert (await a.recv("error"))["error"] == "no-call"
+                # the stale-record bug: after a hang-up, a new call of bob's is not hung up when alice leaves
+                await _call(b, c)
+        async with server_running() as server:
+            async with tab(server, "bob") as b, tab(server, "carol") as c:
+                async with tab(server, "alice") as a:
+                    await _call(a, b)
+                    await _call(b, c)  # bob's page holds one call: its new offer retires the call with alice
+                    assert server.calls == {frozenset({"bob", "carol"})}
+                assert await b.nothing("hang-up", wait=0.3)  # alice leaving does not end bob's call with carol
+
+    run(main)
+
+
+@pytest.mark.parametrize("asked, given, error", [
+    ("bot\u200b", "bot1", "bad-name"),          # zero-width space: dropped, then taken
+    ("b\u043et", "guest", "bad-name"),          # Cyrillic o among Latin letters
+    ("Bot", "Bot1", None),                      # differs only by case
+    ("b0t", "b0t1", None),                      # a look-alike digit
+    ("\uff42\uff4f\uff54", "bot1", "bad-name"),  # full-width letters: NFKC
+    ("", "guest", "bad-name"),
+    ("<img src=x onerror=alert(1)>eve", "eve", "bad-name"),
+    ('eve"><script>alert(1)</script>', "evealert1", "bad-name"),
+    ("\u202eevil", "evil", "bad-name"),          # right-to-left override
+    ("Zoë", "Zoë", None),
+    ("Дмитрий", "Дмитрий", None),
+])
+def test_names_are_normalised_and_unconfusable(asked, given, error):
+    """Names are NFKC, printable, one script, free of markup; look-alikes of a taken name get a number; the page is told."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "bot") as _bot, tab(server, asked) as t:
+                if given != asked:
+                    assert (await t.recv("rejectusername"))["name"] == given
+                if error:
+                    assert (await t.recv("error"))["error"] == error
+                while (await t.recv("userlist"))["users"] != ["bot", given]:
+                    pass
+
+    run(main)
+
+
+@pytest.mark.parametrize("raw, code", [
+    ('{"type": "message", "text": NaN}', "malformed"),
+    ('{"type": "message", "text": "x", "n": Infinity}', "malformed"),
+    ('{"type": "message", "text": "x", "n": -Infinity}', "malformed"),
+    ('{"type": "message", "text": "x", "n": 1e999}', "malformed"),
+    ('{"type": "message", "text": "x", "n": ' + "[" * 5000 + "]" * 5000 + "}", "too-deep"),
+    ('{"type": "message", "text": "x", "n": ' + "[" * 20 + "]" * 20 + "}", "too-deep"),
+    ('{"type": "message", "text": {"html": "<b>"}}', "malformed"),
+    ('{"type": "message", "text": ["<img src=x onerror=alert(1)>"]}', "malformed"),
+])
+def test_unjsonable_and_deep_messages_get_an_error(raw, code):
+    """NaN, Infinity, overflowing numbers, deep nesting and non-string chat get an error message; the socket stays open; nothing is relayed."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                await a.send(raw)
+                assert (await a.recv("error"))["error"] == code
+                assert await b.nothing("message")
+                await a.send({"type": "message", "text": "still here"})
+                assert (await b.recv("message"))["text"] == "still here"
+
+    run(main)
+
+
+def test_chat_text_is_html_safe():
+    """Markup is stripped from chat as the sample's server does, and what is left is escaped."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                for text, seen in (("<img src=x onerror=alert(1)>hi", "hi"), ("a < b & c", "a &lt; b &amp; c"),
+                                   ("<img src=x onerror=alert(1) ", "&lt;img src=x onerror=alert(1) "),
+                                   ("<scr<script>ipt>alert(1)</script>", "ipt&gt;alert(1)")):
+                    await a.send({"type": "message", "text": text})
+                    assert (await b.recv("message"))["text"] == seen
+
+    run(main)
+
+
+# --- bounds: time, connections, memory ----------------------------------------------------------------
+
+
+def test_registration_timeout_closes_silent_connections():
+    """A connection that never sends a user name gets an error, then is closed (1008); registered users stay."""
+
+    async def main() -> None:
+        async with server_running(limits=Limits(register_timeout_s=0.5)) as server:
+            async with tab(server, "alice") as a, tab(server, None) as silent:
+                err = await silent.recv("error")
+                assert err["error"] == "register-timeout"
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(silent.ws.recv(), 5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+                await asyncio.sleep(0.6)
+                await a.send({"type": "message", "text": "still here"})
+                assert (await a.recv("message"))["text"] == "still here"
+                assert any(e["error"] == "register-timeout" for e in server.log)
+
+    run(main)
+
+
+def test_connection_cap_answers_503():
+    """Past max_connections a WebSocket handshake gets HTTP 503; a slot frees when someone leaves."""
+    from websockets.exceptions import InvalidStatus
+
+    async def main() -> None:
+        async with server_running(limits=Limits(max_connections=3)) as server:
+            async with tab(server, "a"), tab(server, "b"), tab(server, "c"):
+                with pytest.raises(InvalidStatus) as refused:
+                    async with tab(server, "d"):
+                        pass
+                assert refused.value.response.status_code == 503
+            for _ in range(250):
+                if not server.clients:
+                    break
+                await asyncio.sleep(0.02)
+            async with tab(server, "d") as d:
+                await d.recv("userlist")
+            assert any(e["error"] == "full" for e in server.log)
+
+    run(main)
+
+
+def test_other_http_methods_get_405():
+    """POST, PUT, DELETE, HEAD, OPTIONS get 405 with Allow: GET; GET / still serves the page."""
+    import http.client
+
+    async def main() -> None:
+        async with server_running() as server:
+            def ask(method: str) -> tuple[int, str | None]:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+                try:
+                    conn.request(method, "/")
+                    resp = conn.getresponse()
+                    resp.read()
+                    return resp.status, resp.getheader("Allow")
+                finally:
+                    conn.close()
+
+            for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"):
+                assert await asyncio.to_thread(ask, method) == (405, "GET"), method
+            assert (await asyncio.to_thread(ask, "GET"))[0] == 200
+
+    run(main)
+
+
+def test_log_stays_bounded_over_5000_refused_messages():
+    """5,000 refused messages (oversized, malformed, NaN, deep, unknown, spoofed) leave a bounded log of short entries."""
+
+    async def main() -> None:
+        limits = Limits(log_entries=200, rate_messages=1e6, burst_messages=1e6, rate_bytes=1e9, burst_bytes=1e9)
+        async with server_running(limits=limits) as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                big = json.dumps({"type": "message", "text": "z" * 70_000})
+                bad = [big, "{not json" + "q" * 5000, '{"type": "message", "text": NaN}', '{"type": "x", "n": ' + "[" * 40 + "]" * 40 + "}",
+                       json.dumps({"type": "telepathy", "payload": "p" * 5000}),
+                       json.dumps({"type": "message", "name": "bob", "text": "s" * 5000})]
+                for i in range(5000):  # one at a time: a client that sends faster than it reads its errors is dropped
+                    await a.send(bad[i % len(bad)] if i % 25 else big)
+                    await a.recv("error")
+                assert server.stats["too-big"] + server.stats["malformed"] + server.stats["too-deep"] \
+                    + server.stats["unknown-type"] + server.stats["identity"] == 5000
+                assert len(server.log) == 200  # the ring buffer: the last 200 entries only
+                assert max(len(json.dumps(e)) for e in server.log) < 400  # short entries, never message contents
+                assert "alice" in server.users()  # refused, not dropped: alice read her errors
+                await a.send({"type": "message", "text": "ok"})
+                assert (await b.recv("message", timeout=10))["text"] == "ok"
+
+    run(main, timeout=120)
+
+
+def test_userlist_broadcasts_are_coalesced():
+    """Joins within one userlist interval cost one broadcast to the room; each newcomer still sees the room at once."""
+
+    async def main() -> None:
+        from contextlib import AsyncExitStack
+
+        async with server_running(limits=Limits(userlist_interval_s=60.0)) as server, AsyncExitStack() as stack:
+            tabs = []
+            for i in range(10):
+                t = await stack.enter_async_context(tab(server, f"u{i}"))
+                users = (await t.recv("userlist"))["users"]
+                assert users == [f"u{j}" for j in range(i + 1)]  # the newcomer's own list is complete
+                tabs.append(t)
+            assert server.stats["userlist-broadcasts"] == 1  # the first join's; the next waits for the interval
+            server._broadcast_userlist()  # the interval is up
+            for t in tabs:
+                while (await t.recv("userlist"))["users"] != [f"u{j}" for j in range(10)]:
+                    pass
+
+    run(main)
+
+
+def test_bot_state_is_bounded_and_busy_callers_are_hung_up():
+    """The bot keeps the last keep_calls calls, holds at most max_calls at once, and a call ended by hang-up leaves nothing active."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            bot = Bot(server, "bot", answer_delay_ms=0, max_calls=1, keep_calls=2)
+            await bot.start()
+            try:
+                async with tab(server, "alice") as a, tab(server, "bob") as b:
+                    for _ in range(3):  # three short calls (the offers are not valid SDP: each call errors, then ends)
+                        await a.send({"type": "video-offer", "target": "bot", "sdp": {"type": "offer", "sdp": "v=0"}})
+                        await _until(lambda: bool(bot._active), "the bot's call")
+                        await b.send({"type": "video-offer", "target": "bot", "sdp": {"type": "offer", "sdp": "v=0"}})
+                        assert (await b.recv("hang-up"))["name"] == "bot"  # busy: one call at a time
+                        await a.send({"type": "hang-up", "target": None})
+                        await _until(lambda: not bot._active and bot.calls[-1].done.is_set(), "the call's end")
+                    assert len(bot.calls) == 2 and [c.number for c in bot.calls] == [2, 3]
+                    assert any(e["error"] == "bot-busy" for e in server.log)
+            finally:
+                await bot.stop()
+
+    run(main)
+
+
+def test_serve_falls_back_to_loopback_with_a_warning(monkeypatch, caplog):
+    """Where aioice finds no address, serve() lets the bot gather 127.0.0.1 and says so in the log."""
+    import logging
+
+    import aioice.ice
+
+    from rtclab import server as srv
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4=True, use_ipv6=True: [])
+    assert srv.loopback_only()
+
+    async def main() -> None:
+        started: list[SignalingServer] = []
+        task = asyncio.ensure_future(srv.serve(port=0, ready=started.append))
+        try:
+            await _until(lambda: bool(started), "the server")
+            assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level(logging.WARNING, logger="rtclab.server"):
+        run(main)
+    assert any("gathers 127.0.0.1" in r.getMessage() for r in caplog.records)
+
+
+def test_command_line_in_a_loopback_only_namespace_says_it_gathers_loopback():
+    """`serve` started where lo is the only interface logs that the bot gathers 127.0.0.1, and serves."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rtclab import browser
+
+    reason = browser._namespace_problem()
+    if reason:
+        pytest.skip(f"no loopback-only network namespace: {reason}")
+    cmd = browser.isolated_command([sys.executable, "-m", "rtclab.server", "--port", "0"])
+    import threading
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watchdog = threading.Timer(60, lambda: os.killpg(proc.pid, signal.SIGKILL))  # bounds the blocking reads below
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+        assert "listening on ws://127.0.0.1:" in line, (line, proc.stderr.read()[-2000:] if proc.poll() is not None else "")
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+        assert "gathers 127.0.0.1" in err, err[-2000:]
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
