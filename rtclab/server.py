@@ -283,6 +283,10 @@ class SignalingServer:
         Shortcut for ``Limits(max_message_bytes=...)``.
     page
         Serve :data:`TAB_PAGE` on ``GET /``.
+    pages
+        More files to serve on ``GET``: path (``"/chat.html"``) → text; the
+        content type follows the extension (``.html``, ``.js``, ``.css``) —
+        e.g. a workshop's own copy of the sample's client.
     limits
         The bounds (:class:`Limits`).
 
@@ -296,13 +300,14 @@ class SignalingServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, max_message_bytes: int | None = None,
-                 page: bool = True, limits: Limits | None = None) -> None:
+                 page: bool = True, pages: dict[str, str] | None = None, limits: Limits | None = None) -> None:
         limits = limits or Limits()
         if max_message_bytes is not None:
             limits = dataclasses.replace(limits, max_message_bytes=int(max_message_bytes))
         self.limits = limits
         self.host = host
         self.page = page
+        self.pages = dict(pages or {})
         self.port = port
         self.clients: dict[int, _Client] = {}
         self._names: dict[str, _Client] = {}  # registration order
@@ -360,9 +365,11 @@ class SignalingServer:
                 self._note(None, "full", f"connection refused: {len(self.clients)} connections (limit {self.limits.max_connections})")
                 return connection.respond(503, f"server full ({self.limits.max_connections} connections); try again later\n")
             return None
-        if self.page and request.path.split("?")[0] in ("/", "/index.html"):
-            body = TAB_PAGE.encode()
-            return Response(200, "OK", Headers([("Content-Type", "text/html; charset=utf-8"),
+        path = request.path.split("?")[0]
+        if (self.page and path in ("/", "/index.html")) or path in self.pages:
+            body = (self.pages.get(path) or TAB_PAGE).encode()
+            kind = {"js": "text/javascript", "css": "text/css"}.get(path.rsplit(".", 1)[-1], "text/html")
+            return Response(200, "OK", Headers([("Content-Type", f"{kind}; charset=utf-8"),
                                                 ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]), body)
         return connection.respond(404, "not found\n")
 

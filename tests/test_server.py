@@ -931,3 +931,56 @@ def test_command_line_in_a_loopback_only_namespace_says_it_gathers_loopback():
             proc.wait(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
+
+
+# --- a real page: Chromium running a client that behaves like the sample's -----------------------
+
+
+@pytest.fixture(scope="module")
+def mdn_page(tmp_path_factory) -> dict[str, Any]:
+    """tests/_mdn_client.py in headless Chromium, in a loopback-only namespace, run once (hard timeout)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rtclab import browser
+
+    reason = browser.availability()
+    if reason:
+        pytest.skip(reason)
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path_factory.mktemp("mdn") / "mdn.json"
+    cmd = browser.isolated_command([sys.executable, str(root / "tests" / "_mdn_client.py"), "--out", str(out)])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(root), start_new_session=True)
+    try:
+        _out, err = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        browser._kill_group(proc)
+        _out, err = proc.communicate()
+        pytest.fail(f"the MDN-like page run timed out\n{err[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            browser._kill_group(proc)
+    assert proc.returncode == 0, err[-4000:]
+    return json.loads(out.read_text())
+
+
+def test_script_in_chat_or_names_never_runs_in_a_page(mdn_page):
+    """Chat and names inserted as HTML by an MDN-like page run no script (the same markup handed to the page directly does)."""
+    assert mdn_page["direct_pwned"] == "direct"  # the page does run markup it is given
+    assert mdn_page["pwned"] is None and mdn_page["elements"] == 0
+    assert mdn_page["chat_text"].endswith("mallory: hello & <3")
+    assert mdn_page["users"] == ["bot", "alice", "mallory"]
+    assert mdn_page["renamed"] == "zed" and mdn_page["renamed_pwned"] is None
+    assert "<em>zed</em>" in mdn_page["renamed_notice"]
+
+
+def test_mdn_page_calls_the_bot_twice_with_audio_and_video(mdn_page):
+    """Chromium's audio+video offer (audio first) gets both kinds from the bot; hang-up with target null ends it, the frame is saved; again."""
+    assert [c["offered"] for c in mdn_page["calls"]] == [["audio", "video"], ["audio", "video"]]
+    for n, call in enumerate(mdn_page["calls"], 1):
+        assert call["received"]["video"]["frames"] > 0 and call["received"]["audio"]["packets"] > 0
+        assert sorted(call["track_kinds"]) == ["audio", "video"]
+        assert call["bot_connection"] == "closed" and call["server_calls"] == []
+        assert call["saved"] == f"bot-call-{n}-alice.csv"
+    assert mdn_page["unknown"] == [] and mdn_page["page_errors"] == []  # no error message reached the page
