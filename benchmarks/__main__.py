@@ -16,7 +16,11 @@ throughput), and writes ``DIR/results.json`` plus ``DIR/summary.md``:
   latencies 10, 50 and 200 ms, and ``vanilla`` vs trickle connect times;
 * ``chaos``: success rate of every flow under heavy signaling impairment and
   media-path loss;
-* ``course``: the whole course under ``pytest --nbval``.
+* ``course``: the whole course under ``pytest --nbval``;
+* ``server``: ``rtclab serve`` holding 200 users, then a flood from a client
+  that never reads and a slow reader: normal users' delivery latency (quiet,
+  storm, after), user-list messages per join, server RSS
+  (:mod:`benchmarks.server_load`).
 
 No figure here is asserted by a test: timing belongs in this report.
 """
@@ -38,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.server_load import bench_server  # noqa: E402
 from benchmarks.workloads import short_trial  # noqa: E402
 
 
@@ -238,6 +243,7 @@ BENCHES = {
     "answer": lambda q: bench_answer(6 if q else 50),
     "chaos": lambda q: bench_chaos(3 if q else 20),
     "course": lambda q: bench_course(),
+    "server": lambda q: bench_server(50 if q else 200, 3.0 if q else 5.0),
 }
 
 
