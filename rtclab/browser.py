@@ -1073,7 +1073,7 @@ async def tabs_on_server(*, timeout_s: float = 20.0) -> dict[str, Any]:
                     await alice.close()  # the tab goes away: the server hangs up the bot's call
                     await asyncio.wait_for(bot.calls[0].done.wait(), 10)
                     out["bot_hung_up"] = True
-                    out["server_log"] = server.log
+                    out["server_log"] = list(server.log)
                 finally:
                     await context.close()
         finally:
