@@ -984,3 +984,17 @@ def test_mdn_page_calls_the_bot_twice_with_audio_and_video(mdn_page):
         assert call["bot_connection"] == "closed" and call["server_calls"] == []
         assert call["saved"] == f"bot-call-{n}-alice.csv"
     assert mdn_page["unknown"] == [] and mdn_page["page_errors"] == []  # no error message reached the page
+
+
+def test_binary_frames_are_refused_with_an_error():
+    """A binary WebSocket frame (the sample sends text only) gets an error; nothing is relayed."""
+
+    async def main() -> None:
+        async with server_running() as server:
+            async with tab(server, "alice") as a, tab(server, "bob") as b:
+                await a.ws.send(json.dumps({"type": "message", "text": "hi"}).encode())
+                err = await a.recv("error")
+                assert err["error"] == "malformed" and "binary" in err["text"]
+                assert await b.nothing("message")
+
+    run(main)
