@@ -71,7 +71,8 @@ class Tab:
 
 @asynccontextmanager
 async def tab(server: SignalingServer, name: str | None):
-    async with connect(server.url, subprotocols=["json"], open_timeout=5, close_timeout=2) as ws:
+    # max_queue=None: the client keeps reading (and answering keepalive pings) while a test looks elsewhere
+    async with connect(server.url, subprotocols=["json"], open_timeout=5, close_timeout=2, max_queue=None) as ws:
         t = Tab(ws)
         t.id = (await t.recv("id"))["id"]
         if name is not None:
@@ -373,7 +374,7 @@ def test_stuck_flooder_is_dropped_and_the_room_keeps_chatting():
     from contextlib import AsyncExitStack
 
     async def main() -> None:
-        async with server_running(limits=Limits(send_timeout_s=2.0, ping_interval_s=1.0, ping_timeout_s=1.0)) as server, AsyncExitStack() as stack:
+        async with server_running(limits=Limits(send_timeout_s=2.0, ping_interval_s=1.0, ping_timeout_s=3.0)) as server, AsyncExitStack() as stack:
             stuck = await _stuck_socket(server)
             stack.push_async_callback(stuck.close)
             await stuck.send(json.dumps({"type": "username", "name": "flood"}))
