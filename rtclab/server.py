@@ -87,7 +87,7 @@ import pandas as pd
 from .server_rules import Refused, clean_name, clean_text, parse, skeleton
 from .trace import Trace
 
-__all__ = ["DEFAULT_PORT", "TAB_PAGE", "Bot", "BotCall", "Limits", "SignalingServer", "serve"]
+__all__ = ["Bot", "BotCall", "DEFAULT_PORT", "Limits", "SignalingServer", "TAB_PAGE", "bot_callee", "loopback_only", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -749,6 +749,14 @@ async def bot_callee(app: Any) -> None:
     *video* transceiver and the microphone on the first *audio* one — by kind,
     not by position: the MDN sample's page offers audio first. A later offer in
     the same call (renegotiation) is answered as it comes.
+
+    Examples
+    --------
+    :class:`Bot` runs it for every call, as the callee's app code:
+
+    >>> import inspect
+    >>> inspect.iscoroutinefunction(bot_callee)
+    True
     """
     from .flows import CandidateQueue, send_candidates
 
@@ -993,7 +1001,13 @@ def _short(message: dict[str, Any]) -> str:
 
 
 def loopback_only() -> bool:
-    """True when aioice finds no address but loopback (it skips loopback, so a peer would gather nothing)."""
+    """True when aioice finds no address but loopback (it skips loopback, so a peer would gather nothing).
+
+    Examples
+    --------
+    >>> isinstance(loopback_only(), bool)
+    True
+    """
     import aioice.ice
 
     return not aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
