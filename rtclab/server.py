@@ -1015,7 +1015,7 @@ def loopback_only() -> bool:
 
 async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, bot: str | None = "bot", answer_delay_ms: float = 500.0,
                 save_dir: str | None = None, ready: Any = None, loopback: bool | None = None,
-                limits: Limits | None = None) -> None:
+                limits: Limits | None = None, bot_calls: int = 16) -> None:
     """Run the server (and the bot) until cancelled; ``ready(server)`` is called once listening.
 
     ``loopback=True`` lets the bot gather ``127.0.0.1``
@@ -1031,7 +1031,7 @@ async def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, bot: str |
                            "only callers on this machine can reach it")
         allow_loopback_gathering()
     async with SignalingServer(host, port, limits=limits) as server:
-        b = Bot(server, bot, answer_delay_ms=answer_delay_ms, save_dir=save_dir) if bot else None
+        b = Bot(server, bot, answer_delay_ms=answer_delay_ms, save_dir=save_dir, max_calls=bot_calls) if bot else None
         if b is not None:
             await b.start()
         try:
@@ -1053,6 +1053,8 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--save", default=None, dest="save_dir", help="write each bot call's frame as CSV into this folder when it ends")
     parser.add_argument("--loopback", action="store_true", default=None,
                         help="let the bot gather 127.0.0.1 (automatic, with a warning, where loopback is the only interface)")
+    parser.add_argument("--bot-calls", type=int, default=16, dest="bot_calls",
+                        help="calls the bot holds at once (each encodes video); a further caller is hung up on (default 16)")
     parser.add_argument("--max-connections", type=int, default=Limits.max_connections, dest="max_connections",
                         help=f"further WebSocket connections get HTTP 503 (default {Limits.max_connections})")
 
@@ -1075,7 +1077,7 @@ def run_from_args(ns: Any) -> int:
     limits = Limits(max_connections=ns.max_connections)
     try:
         asyncio.run(serve(ns.host, ns.port, bot=ns.bot, answer_delay_ms=ns.answer_delay_ms, save_dir=ns.save_dir, ready=ready,
-                          loopback=ns.loopback, limits=limits))
+                          loopback=ns.loopback, limits=limits, bot_calls=ns.bot_calls))
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # port taken, address not available
