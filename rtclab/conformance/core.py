@@ -37,7 +37,9 @@ __all__ = [
     "count",
     "observed",
     "scenario",
+    "seconds_between",
     "states",
+    "steps_done",
     "t_first",
     "verdict",
 ]
@@ -122,25 +124,40 @@ def _rows(frame: pd.DataFrame, actor: str | None = None, kind: str | None = None
     return frame[sel]
 
 
-def states(frame: pd.DataFrame, actor: str, machine: str, *, after: float | None = None, closed: bool = False) -> list[str]:
-    """The values a state machine took, in order (``closed`` left out unless asked)."""
-    rows = _rows(frame, actor, "state", machine)
+def steps_done(frame: pd.DataFrame) -> int:
+    """Position (in frame order) of the row that ends the scenario's steps.
+
+    The harness closes whatever is left open after it; rows from then on are
+    the harness's, not the scenario's (:func:`states` and :func:`calls` leave them out).
+    """
+    done = (frame["actor"] == "network") & (frame["kind"] == "call") & (frame["name"] == "steps-done")
+    positions = [i for i, flag in enumerate(done.tolist()) if flag]
+    return positions[0] if positions else len(frame)
+
+
+def _during(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[: steps_done(frame)]
+
+
+def states(frame: pd.DataFrame, actor: str, machine: str, *, after: float | None = None) -> list[str]:
+    """The values a state machine took while the steps ran, in order (from ``after`` ms on)."""
+    rows = _rows(_during(frame), actor, "state", machine)
     if after is not None:
         rows = rows[rows["t_ms"] >= after]
-    return [v for v in rows["value"].tolist() if closed or v != "closed"]
+    return rows["value"].tolist()
 
 
 def calls(frame: pd.DataFrame, actor: str, name: str) -> list[str]:
     """The outcome of each call ``name``: ``ok`` or the error's name (``InvalidStateError``...)."""
     out = []
-    for value, detail in _rows(frame, actor, "call", name)[["value", "detail"]].itertuples(index=False):
+    for value, detail in _rows(_during(frame), actor, "call", name)[["value", "detail"]].itertuples(index=False):
         out.append("ok" if value == "ok" else (str(detail).split(":", 1)[0].strip() or "Error"))
     return out
 
 
 def count(frame: pd.DataFrame, actor: str | None, kind: str, name: str, value: str | None = None) -> int:
-    """How many rows match."""
-    rows = _rows(frame, actor, kind, name)
+    """How many rows match (while the steps ran)."""
+    rows = _rows(_during(frame), actor, kind, name)
     if value is not None:
         rows = rows[rows["value"] == value]
     return int(len(rows))
@@ -151,12 +168,21 @@ def observed(frame: pd.DataFrame, actor: str, what: str) -> list[str]:
     return _rows(frame, actor, "call", f"observe:{what}")["value"].tolist()
 
 
-def t_first(frame: pd.DataFrame, actor: str | None, kind: str, name: str, value: str | None = None) -> float | None:
-    """Time (ms) of the first matching row, or ``None``."""
-    rows = _rows(frame, actor, kind, name)
+def t_first(frame: pd.DataFrame, actor: str | None, kind: str, name: str, value: str | None = None, *, after: float | None = None) -> float | None:
+    """Time (ms) of the first matching row (from ``after`` ms on), or ``None``."""
+    rows = _rows(_during(frame), actor, kind, name)
     if value is not None:
         rows = rows[rows["value"] == value]
+    if after is not None:
+        rows = rows[rows["t_ms"] >= after]
     return float(rows["t_ms"].iloc[0]) if len(rows) else None
+
+
+def seconds_between(start_ms: float | None, end_ms: float | None) -> float | None:
+    """``end - start`` in seconds (rounded to 0.1 s), ``None`` if either is missing."""
+    if start_ms is None or end_ms is None:
+        return None
+    return round((end_ms - start_ms) / 1000.0, 1)
 
 
 # --- comparing ------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ read alike (wpt's ``RTCPeerConnection-helper.js`` plays this role there):
 ``h.attempt(actor, name, fn)``         run a call, keep its error (recorded as a ``call`` row
                                        even when the method does not exist)
 ``h.note(actor, what, value)``         record an observation (a ``call`` row ``observe:<what>``)
-``h.wait_for(pred, s)`` / ``h.sleep``  bounded waits (never a bare fixed sleep to assert on)
+``h.wait_for(pred, s)`` / ``h.sleep``  bounded waits; a sleep only as an observation window
+``h.count(actor, kind, name)``         how many rows so far match (e.g. first frames)
 =====================================  ==========================================================
 
 Chromium's rows come from ``RecordedPC`` (:data:`rtclab.browser.PAGE`), one
@@ -212,6 +213,10 @@ class PeerHarness:
     def now_ms(self) -> float:
         return self.trace.now_ms()
 
+    def count(self, actor: str, kind: str, name: str, value: str | None = None) -> int:
+        """How many rows so far match (e.g. ``h.count("callee", "media", "first-frame")``)."""
+        return sum(1 for r in self.trace.rows if r[1] == actor and r[2] == kind and r[3] == name and (value is None or r[4] == value))
+
     async def attempt(self, actor: str, name: str, fn: Callable[[], Any]) -> str:
         """Run ``fn()`` (awaiting its result); its error's name, or ``"ok"``; always a ``call`` row."""
         from ..peer import error_name
@@ -311,6 +316,7 @@ async def run_peer_steps(steps: Callable[[PeerHarness], Any], h: PeerHarness, ti
     except Exception as exc:
         h.trace.record("network", "error", "script", error_name(exc), detail=str(exc))
     finally:
+        h.trace.record("network", "call", "steps-done", "ok")
         await h.close()
     return h.trace
 
@@ -351,6 +357,9 @@ JS_RUNNER = r"""async ([name, source, timeoutMs]) => {
       return true;
     },
     nowMs: now,
+    count(actor, kind, name, value = null) {
+      return rows.filter(r => r[0] === actor && r[2] === kind && r[3] === name && (value === null || r[4] === value)).length;
+    },
     async attempt(actor, name, fn) {
       const before = rows.length;
       const mine = (r) => r[0] === actor && r[2] === "call" && r[3] === name;
@@ -402,6 +411,7 @@ JS_RUNNER = r"""async ([name, source, timeoutMs]) => {
     else rows.push(["network", now(), "error", "script", (e && e.name) || "Error", "", String((e && e.message) || e), ""]);
   } finally {
     clearTimeout(timer);
+    rows.push(["network", now(), "call", "steps-done", "ok", "", "", ""]);
     for (const pc of pcs) { try { pc.close(); } catch (e) {} }
     for (const s of streams) s.getTracks().forEach(t => t.stop());
     for (const v of videos) { v.srcObject = null; v.remove(); }
