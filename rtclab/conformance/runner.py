@@ -20,7 +20,7 @@ import pandas as pd
 from .core import SCENARIOS, Scenario
 from .harness import JS_RUNNER, PeerHarness, UdpPlumbing, rows_to_trace, run_peer_steps
 
-__all__ = ["ChromiumResult", "run_chromium", "run_isolated", "run_real", "run_sim", "selected"]
+__all__ = ["ChromiumResult", "UnknownScenario", "run_chromium", "run_isolated", "run_real", "run_sim", "selected"]
 
 #: At most this many short scenarios at once (the timer scenarios all start at once).
 CONCURRENCY = 4
@@ -28,6 +28,10 @@ CONCURRENCY = 4
 TIMER_S = 20.0
 
 ChromiumResult = dict[str, Any]
+
+
+class UnknownScenario(KeyError):
+    """A scenario name that is not defined."""
 
 
 def selected(names: Iterable[str] | None = None) -> list[Scenario]:
@@ -39,7 +43,7 @@ def selected(names: Iterable[str] | None = None) -> list[Scenario]:
     names = list(names)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        raise KeyError(f"unknown conformance scenario(s) {unknown}; see python -m rtclab.conformance list")
+        raise UnknownScenario(f"unknown conformance scenario(s) {unknown}; see python -m rtclab.conformance list")
     return [SCENARIOS[n] for n in names]
 
 
