@@ -124,6 +124,7 @@ def test_readme_table_is_generated(sim, monkeypatch):
     assert have is not None, f"README.md lacks {table.START} ... {table.END}"
     want = cli.expected_table()
     assert have == want, "README table is stale: run `python -m rtclab.conformance table` (or `table --stored`)"
+    assert (results.chromium_dir() / "conformance-table.md").read_text() == want
 
 
 def test_readme_update_round_trip(tmp_path):

@@ -107,8 +107,7 @@ def cmd_table(ns: argparse.Namespace) -> int:
     print(f"simulated runs: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     text = table.render(items, chromium, sim, real, chromium_version=version)
     print(text)
-    if not ns.stored:
-        (results.chromium_dir() / "conformance-table.md").write_text(text)
+    (results.chromium_dir() / "conformance-table.md").write_text(text)
     if ns.readme:
         table.update_readme(README, text)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from importlib import import_module
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -36,7 +37,7 @@ class UnknownScenario(KeyError):
 
 def selected(names: Iterable[str] | None = None) -> list[Scenario]:
     """The scenarios named (all when ``None``), in definition order; unknown names raise."""
-    from . import scenarios  # noqa: F401 - registers them
+    import_module(f"{__package__}.scenarios")  # registers them
 
     if not names:
         return list(SCENARIOS.values())

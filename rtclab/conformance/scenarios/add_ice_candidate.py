@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import calls, count, observed, scenario, states
+from ..core import calls, scenario, states
 
 FILE = "RTCPeerConnection-addIceCandidate"
 
@@ -130,6 +130,3 @@ scenario(
                                             & f.name.isin(["setRemoteDescription", "addIceCandidate"])][["name", "value"]].itertuples(index=False)],
     },
 )
-
-__all__: list[str] = []
-_ = (count, observed)
