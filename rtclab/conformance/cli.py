@@ -6,6 +6,8 @@
 ``table``   runs every scenario afresh in Chromium and on Peer (real network inside the same
             namespace; simulated network here), prints the "rtclab vs a browser" table, and writes
             it to ``data/chromium/conformance-table.md`` and the README (between the markers).
+            Chromium's column is the stored reference; a fresh run that differs from it in its
+            essentials is reported (then ``record`` again).
 ``check``   exits 1 unless the README's table equals the one generated from the stored Chromium
             and real-network results and a fresh simulated run (no browser needed).
 """
@@ -97,10 +99,17 @@ def cmd_table(ns: argparse.Namespace) -> int:
             real = _essentials(items, _load_frames(Path(tmp) / "real"))
             print(f"Chromium and real-network runs: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         version = meta["version"]
-        for name, ess in chromium.items():
+        stale = []
+        for name, ess in chromium.items():  # the table shows the stored reference, checked against this run
             ref = stored["scenarios"].get(name, {}).get("essentials")
-            if ref is None or compare(ref, ess):
-                print(f"note: {name}: this Chromium run differs from data/chromium (run `record`)", file=sys.stderr)
+            if ref is not None:
+                stale += [name] if compare(ref, ess) else []
+                chromium[name] = ref
+        for name in stale:
+            print(f"warning: {name}: this Chromium run differs from data/chromium: run `record`", file=sys.stderr)
+        if stored.get("chromium") and version != stored["chromium"]:
+            print(f"warning: data/chromium was made with Chromium {stored['chromium']}; this is {version}", file=sys.stderr)
+        version = stored.get("chromium") or version
         results.save_real(real, {"chromium": version})
     t0 = time.perf_counter()
     sim = sim_essentials(items)

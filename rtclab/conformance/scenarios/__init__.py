@@ -14,6 +14,7 @@ MODULES = (
     "ice_gathering_state",
     "add_ice_candidate",
     "on_negotiation_needed",
+    "set_remote_description_answer",
     "set_remote_description_rollback",
     "set_local_description_rollback",
     "restart_ice",
@@ -24,8 +25,4 @@ MODULES = (
 )
 
 for _name in MODULES:
-    try:
-        import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:  # TODO(conformance): remove once every module exists
-        if exc.name != f"{__name__}.{_name}":
-            raise
+    import_module(f"{__name__}.{_name}")

@@ -14,7 +14,8 @@ async def _two_tracks(h: Any) -> None:
     pc = h.pc("caller")
     for track in h.camera(video=True, audio=True):
         pc.addTrack(track)
-    await h.sleep(0.5)  # an observation window
+    await h.wait_for(lambda: h.count("caller", "call", "negotiationneeded") > 0, 3)
+    await h.sleep(0.3)  # an observation window: a second event would show
 
 
 scenario(
@@ -23,7 +24,8 @@ scenario(
     js="""async (h) => {
   const pc = h.pc("caller");
   for (const track of await h.camera({video: true, audio: true})) pc.addTrack(track);
-  await h.sleep(0.5);
+  await h.waitFor(() => h.count("caller", "call", "negotiationneeded") > 0, 3);
+  await h.sleep(0.3);
 }""",
     peer=_two_tracks,
     essentials=lambda f: {"negotiationneeded": count(f, "caller", "call", "negotiationneeded"),
@@ -35,6 +37,7 @@ async def _channels(h: Any) -> None:
     a, b = h.pc("caller"), h.pc("callee")
     a.createDataChannel("one")
     a.createDataChannel("two")
+    await h.wait_for(lambda: h.count("caller", "call", "negotiationneeded") > 0, 3)
     await h.sleep(0.3)
     h.note("caller", "negotiationneeded before negotiating", h.count("caller", "call", "negotiationneeded"))
     h.wire(a, b)
@@ -51,6 +54,7 @@ scenario(
   const a = h.pc("caller"), b = h.pc("callee");
   a.createDataChannel("one");
   a.createDataChannel("two");
+  await h.waitFor(() => h.count("caller", "call", "negotiationneeded") > 0, 3);
   await h.sleep(0.3);
   h.note("caller", "negotiationneeded before negotiating", h.count("caller", "call", "negotiationneeded"));
   h.wire(a, b);

@@ -19,8 +19,9 @@ async def _remove(h: Any) -> None:
     if not await h.wait_for(lambda: both_connected(a, b), 8):
         return
     h.note("caller", "remove starts", True)
+    before = h.count("caller", "call", "negotiationneeded")
     await h.attempt("caller", "removeTrack", lambda: a.removeTrack(sender))
-    await h.sleep(0.3)  # an observation window for negotiationneeded
+    await h.wait_for(lambda: h.count("caller", "call", "negotiationneeded") > before, 2)
     h.note("caller", "direction", a.getTransceivers()[0].direction)
 
 
@@ -44,8 +45,9 @@ scenario(
   await h.negotiate(a, b);
   if (!await h.waitFor(() => {JS_BOTH_CONNECTED}, 8)) return;
   h.note("caller", "remove starts", true);
+  const before = h.count("caller", "call", "negotiationneeded");
   await h.attempt("caller", "removeTrack", () => a.removeTrack(sender));
-  await h.sleep(0.3);
+  await h.waitFor(() => h.count("caller", "call", "negotiationneeded") > before, 2);
   h.note("caller", "direction", a.getTransceivers()[0].direction);
 }}""",
     peer=_remove,
