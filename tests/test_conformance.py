@@ -162,16 +162,18 @@ def test_chromium_trace_unknown_name():
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory) -> dict[str, Any]:
-    """Every scenario run once in Chromium (side by side in one page, in a loopback-only namespace)."""
+    """Every scenario run once in Chromium (side by side in one page, in a loopback-only namespace),
+    and at the same time on Peer on the real network (UDP on the namespace's loopback)."""
     reason = browser.availability()
     if reason:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("conformance")
-    proc = runner.run_isolated(["_run", "--loopback", "--chromium", "--out", str(out)], timeout=300)
+    proc = runner.run_isolated(["_run", "--loopback", "--chromium", "--real", "--out", str(out)], timeout=300)
     if proc.returncode != 0:
         raise AssertionError(f"the Chromium run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     frames = {p.stem.replace("__", "/"): load(p) for p in (out / "chromium").glob("*.csv")}
-    return {"frames": frames, "meta": json.loads((out / "meta.json").read_text())}
+    real = {p.stem.replace("__", "/"): load(p) for p in (out / "real").glob("*.csv")}
+    return {"frames": frames, "real": real, "meta": json.loads((out / "meta.json").read_text())}
 
 
 def test_chromium_version_is_the_recorded_one(chromium):
@@ -189,3 +191,17 @@ def test_chromium_still_does_what_is_stored(chromium, name):
     fresh = json.loads(json.dumps(sc.essentials(frame), default=str))
     reference = _stored(name)
     assert compare(reference, fresh) == [], f"{name}: stored {reference}\nfresh  {fresh}"
+
+
+@pytest.mark.parametrize("name", [sc.name for sc in ALL])
+def test_peer_on_real_network_matches_chromium_or_differs_as_documented(chromium, name):
+    """On real UDP too, Peer matches Chromium or the scenario documents why not."""
+    sc = SCENARIOS[name]
+    frame = chromium["real"].get(name)
+    assert frame is not None, f"{name} did not run on the real network"
+    got = json.loads(json.dumps(sc.essentials(frame), default=str))
+    reference = _stored(name)
+    assert verdict(sc, reference, got) in (MATCH, DOCUMENTED), (
+        f"{name}: undocumented difference from Chromium on {compare(reference, got)}\n"
+        f"Chromium: {reference}\nrtclab:   {got}"
+    )

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..trace import Trace
 
-__all__ = ["JS_RUNNER", "PeerHarness", "Relay", "UdpPlumbing", "rows_to_trace"]
+__all__ = ["JS_RUNNER", "PeerHarness", "Relay", "UdpPlumbing", "rows_to_trace", "run_peer_steps"]
 
 CAND_LINE = "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host"
 SIM_UNREACHABLE = "192.168.1.99"  # on the sim's lan, owned by no host: every packet is dropped
