@@ -62,7 +62,7 @@ __all__ = [
     "versions",
 ]
 
-_LAZY = {"plots", "widgets", "network", "data", "browser", "server"}
+_LAZY = {"plots", "widgets", "network", "data", "browser", "server", "conformance"}
 
 
 def __getattr__(name: str):  # lazy submodules: ``rtclab.plots`` without importing matplotlib up front

@@ -266,9 +266,10 @@ socket.onmessage = async (event) => {
   }
 };
 // a row: [performance.now(), kind, name, value, prev, detail, hint] (hint: a candidate line, for refs)
-function row(kind, name, value = "", prev = "", detail = "", hint = "") {
-  bridge({op: "rows", rows: [[performance.now(), kind, name, String(value), String(prev), String(detail).slice(0, 2000), hint]]});
+function rowArray(kind, name, value = "", prev = "", detail = "", hint = "") {
+  return [performance.now(), kind, name, String(value), String(prev), String(detail).slice(0, 2000), hint];
 }
+function row(...args) { bridge({op: "rows", rows: [rowArray(...args)]}); }
 // the app's signaling: what the MDN sample does over its WebSocket
 function send(message) { bridge({op: "send", message: JSON.parse(JSON.stringify(message))}); }
 function onMessage(handler) { messageHandler = handler; }
@@ -286,33 +287,36 @@ const NativePC = window.RTCPeerConnection;
 const MACHINES = [["signalingstatechange", "signalingState"], ["icegatheringstatechange", "iceGatheringState"],
                   ["iceconnectionstatechange", "iceConnectionState"], ["connectionstatechange", "connectionState"]];
 class RecordedPC extends NativePC {
-  constructor(config) {
+  // sink: where this connection's rows go (default: the bridge); rtclab.conformance gives each
+  // scenario's connection its own, so several calls can run side by side in one page
+  constructor(config, sink = null) {
     super(config);
+    this._sink = sink;
     this._rtclab = {signalingState: "stable", iceGatheringState: "new", iceConnectionState: "new", connectionState: "new"};
-    row("call", "RTCPeerConnection", "ok", "", JSON.stringify(config || {}));
+    this._row("call", "RTCPeerConnection", "ok", "", JSON.stringify(config || {}));
     for (const [event, machine] of MACHINES) {
       this.addEventListener(event, () => {
         const value = this[machine], prev = this._rtclab[machine];
-        if (value !== prev) { this._rtclab[machine] = value; row("state", machine, value, prev); }
+        if (value !== prev) { this._rtclab[machine] = value; this._row("state", machine, value, prev); }
       });
     }
     this.addEventListener("icecandidate", (e) => {
-      if (e.candidate === null) row("ice", "candidate", "end");
-      else if (!e.candidate.candidate) row("ice", "candidate", "end-of-generation");
-      else row("ice", "candidate", "gathered", "", e.candidate.candidate, e.candidate.candidate);
+      if (e.candidate === null) this._row("ice", "candidate", "end");
+      else if (!e.candidate.candidate) this._row("ice", "candidate", "end-of-generation");
+      else this._row("ice", "candidate", "gathered", "", e.candidate.candidate, e.candidate.candidate);
     });
-    this.addEventListener("icecandidateerror", (e) => row("error", "icecandidate", "IceCandidateError", "", `${e.errorCode} ${e.errorText} ${e.url || ""}`));
-    this.addEventListener("negotiationneeded", () => row("call", "negotiationneeded", "event"));
+    this.addEventListener("icecandidateerror", (e) => this._row("error", "icecandidate", "IceCandidateError", "", `${e.errorCode} ${e.errorText} ${e.url || ""}`));
+    this.addEventListener("negotiationneeded", () => this._row("call", "negotiationneeded", "event"));
     this.addEventListener("track", (e) => {
-      row("media", "track", e.track.kind);
-      if (e.track.kind === "video") {
+      this._row("media", "track", e.track.kind);
+      if (e.track.kind === "video" && !this._sink) {
         const video = document.getElementById("remote");
         video.srcObject = e.streams[0] || new MediaStream([e.track]);
-        video.requestVideoFrameCallback(() => row("media", "first-frame", "video"));
+        video.requestVideoFrameCallback(() => this._row("media", "first-frame", "video"));
         video.play().catch(() => {});
       }
     });
-    this.addEventListener("datachannel", (e) => row("media", "datachannel", "received", "", e.channel.label));
+    this.addEventListener("datachannel", (e) => this._row("media", "datachannel", "received", "", e.channel.label));
   }
 }
 for (const method of ["createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate"]) {
@@ -325,14 +329,14 @@ for (const method of ["createOffer", "createAnswer", "setLocalDescription", "set
       else if (method === "setLocalDescription") detail = sdpSummary(this.localDescription);
       else if (method === "setRemoteDescription") detail = sdpSummary(this.remoteDescription);
       else detail = candidateLine(args[0]) || "end-of-candidates";
-      row("call", method, "ok", "", detail, hint);
-      if (method === "addIceCandidate") row("ice", "candidate", "added", "", detail, hint);
+      this._row("call", method, "ok", "", detail, hint);
+      if (method === "addIceCandidate") this._row("ice", "candidate", "added", "", detail, hint);
       return result;
     } catch (err) {
       const text = `${err.name}: ${err.message}`;
-      row("call", method, "error", "", text, hint);
-      if (method === "addIceCandidate") row("ice", "candidate", "rejected", "", text, hint);
-      row("error", method, err.name, "", err.message, hint);
+      this._row("call", method, "error", "", text, hint);
+      if (method === "addIceCandidate") this._row("ice", "candidate", "rejected", "", text, hint);
+      this._row("error", method, err.name, "", err.message, hint);
       throw err;
     }
   };
@@ -342,20 +346,23 @@ for (const method of ["addTrack", "removeTrack", "addTransceiver", "createDataCh
     try {
       const result = NativePC.prototype[method].apply(this, args);
       const what = args[0] && args[0].kind ? args[0].kind : (typeof args[0] === "string" ? args[0] : "");
-      row("call", method, "ok", "", what);
+      this._row("call", method, "ok", "", what);
       if (method === "close") {
         for (const machine of ["signalingState", "iceConnectionState", "connectionState"]) {
-          if (this._rtclab[machine] !== "closed") { row("state", machine, "closed", this._rtclab[machine]); this._rtclab[machine] = "closed"; }
+          if (this._rtclab[machine] !== "closed") { this._row("state", machine, "closed", this._rtclab[machine]); this._rtclab[machine] = "closed"; }
         }
       }
       return result;
     } catch (err) {
-      row("call", method, "error", "", `${err.name}: ${err.message}`);
-      row("error", method, err.name, "", err.message);
+      this._row("call", method, "error", "", `${err.name}: ${err.message}`);
+      this._row("error", method, err.name, "", err.message);
       throw err;
     }
   };
 }
+RecordedPC.prototype._row = function (...args) {
+  if (this._sink) this._sink(rowArray(...args)); else row(...args);
+};
 window.RTCPeerConnection = RecordedPC;
 
 async function camera() {

@@ -4,6 +4,11 @@
 network with fixed seeds by :func:`regenerate_traces` (``python -m rtclab
 traces``). ``tests/test_reference.py`` re-runs each and compares, so a
 dependency upgrade that changes behaviour shows up as a readable diff.
+
+``data/chromium/`` holds what headless Chromium did: each conformance scenario
+(``scenarios/``) and each course flow with a browser side (``flows/``),
+recorded by ``python -m rtclab.conformance record``; :func:`chromium_trace`
+loads one, so a notebook can show Chromium beside rtclab without a browser.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REFERENCE_RUNS", "compare_to_reference", "path", "reference_runs", "regenerate_traces"]
+__all__ = ["REFERENCE_RUNS", "chromium_trace", "chromium_traces", "compare_to_reference", "path", "reference_runs", "regenerate_traces"]
 
 _ROOT = Path(__file__).resolve().parent.parent / "data"
 
@@ -33,6 +38,46 @@ def path(name: str = "") -> Path:
     'traces'
     """
     return _ROOT / name
+
+
+def chromium_traces() -> list[str]:
+    """Names of the stored Chromium traces: flows (``basic-browser-caller``...) and scenarios.
+
+    Examples
+    --------
+    >>> "basic-browser-caller" in chromium_traces()
+    True
+    """
+    folder = path("chromium")
+    flows = sorted(p.stem for p in (folder / "flows").glob("*.csv"))
+    scenarios = sorted(p.stem.replace("__", "/") for p in (folder / "scenarios").glob("*.csv"))
+    return flows + scenarios
+
+
+def chromium_trace(name: str) -> Any:
+    """A stored Chromium trace as an event frame (``frame.attrs["meta"]`` says the Chromium version).
+
+    Parameters
+    ----------
+    name
+        A course flow with Chromium on one side (``"basic-browser-caller"``,
+        ``"counteroffer-browser-callee"``...) or a conformance scenario
+        (``"RTCPeerConnection-iceConnectionState/connected"``); see :func:`chromium_traces`.
+
+    Examples
+    --------
+    >>> frame = chromium_trace("basic-browser-caller")
+    >>> sorted(set(frame.actor) & {"caller", "callee"})
+    ['callee', 'caller']
+    """
+    from .trace import load
+
+    folder = path("chromium")
+    candidates = [folder / "flows" / f"{name}.csv", folder / "scenarios" / f"{name.replace('/', '__')}.csv"]
+    for candidate in candidates:
+        if candidate.exists():
+            return load(candidate)
+    raise KeyError(f"no stored Chromium trace {name!r}; available: {', '.join(chromium_traces())}")
 
 
 def reference_runs() -> dict[str, tuple[str, dict[str, Any]]]:
