@@ -24,6 +24,7 @@ from .descriptions import DescriptionsMixin
 from .errors import ErrorsMixin, error_name
 from .icelog import _CONNECTIONS, _install_log_handler
 from .negotiation import NegotiationMixin
+from .restart import RestartMixin
 from .rollback import RollbackMixin
 from .states import STATE_MACHINES, StatesMixin
 from .tracks import TracksMixin
@@ -40,6 +41,7 @@ class Peer(
     TrickleMixin,
     ChainMixin,
     NegotiationMixin,
+    RestartMixin,
     RollbackMixin,
     StatesMixin,
     TracksMixin,

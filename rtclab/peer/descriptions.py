@@ -41,7 +41,7 @@ class DescriptionsMixin:
         if self.trickle and not self._end_emitted:
             # as in a browser: only the candidates announced so far are in it
             out["sdp"] = _with_candidates(strip_candidates(out["sdp"]), self._announced)
-        return out
+        return self._restart_view(out)
 
     @property
     def remoteDescription(self) -> dict[str, str] | None:
@@ -54,7 +54,7 @@ class DescriptionsMixin:
 
         async def op() -> dict[str, str]:
             desc = await self._pc.createOffer()
-            return {"type": desc.type, "sdp": desc.sdp}
+            return {"type": desc.type, "sdp": self._restart_offer(desc.sdp)}
 
         return await self._op("createOffer", op, ok_detail=_summary)
 
@@ -67,7 +67,7 @@ class DescriptionsMixin:
                     f"Failed to execute 'createAnswer': PeerConnection cannot create an answer in a state other than have-remote-offer or have-local-pranswer (state: {self._states['signalingState']})."
                 )
             desc = await self._pc.createAnswer()
-            return {"type": desc.type, "sdp": desc.sdp}
+            return {"type": desc.type, "sdp": self._restart_answer(desc.sdp)}
 
         return await self._op("createAnswer", op, ok_detail=_summary)
 
@@ -88,7 +88,7 @@ class DescriptionsMixin:
                 return
             if desc is None:
                 made = await (self._pc.createAnswer() if self._pc.signalingState == "have-remote-offer" else self._pc.createOffer())
-                desc = {"type": made.type, "sdp": made.sdp}
+                desc = {"type": made.type, "sdp": (self._restart_offer if made.type == "offer" else self._restart_answer)(made.sdp)}
             _check_sdp(desc["sdp"])
             if desc["type"] == "answer":
                 # aiortc 1.16 fails an answer ("None is not in list") when a
@@ -99,13 +99,16 @@ class DescriptionsMixin:
                     if t.mid is None and t._offerDirection is None:
                         t._offerDirection = "inactive"
             session = RTCSessionDescription(sdp=desc["sdp"], type=desc["type"])
+            self._save_for_rollback(desc["type"])
             if self.trickle:
                 await self._apply_local_early(session)
             else:
                 await self._pc.setLocalDescription(session)
                 self._register_connections()
+            self._restart_local(desc)
             if self._pc.signalingState == "stable":
                 self._nn_fired = False
+                self._note_negotiated()
 
         await self._op("setLocalDescription", op, ok_detail=lambda _r: detail)
 
@@ -130,9 +133,13 @@ class DescriptionsMixin:
                 raise InvalidStateError(
                     f"Failed to execute 'setRemoteDescription': Failed to set remote answer sdp: Called in wrong state: {self._states['signalingState']}"
                 )
+            previous = self._pc.remoteDescription
+            self._save_for_rollback(desc["type"])
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=desc["sdp"], type=desc["type"]))
             self._register_connections()
+            self._restart_remote(desc, previous)
             if self._pc.signalingState == "stable":
                 self._nn_fired = False
+                self._note_negotiated()
 
         await self._op("setRemoteDescription", op, ok_detail=lambda _r: _summary(desc))

@@ -1,8 +1,9 @@
 """Tracks and data channels: ``addTrack``, ``addTransceiver``, ``replaceTrack``, ``track``, ``datachannel``.
 
 What the browser does
-    ``addTrack``/``addTransceiver`` and the first ``createDataChannel``
-    trigger ``negotiationneeded``. Chromium 156 fires ``track`` at
+    The first ``createDataChannel`` triggers ``negotiationneeded``
+    (``addTrack``, ``addTransceiver``, ``removeTrack``: see
+    :mod:`rtclab.peer.negotiation`). Chromium 156 fires ``track`` at
     ``setRemoteDescription`` with ``muted=true`` and ``unmute`` on the first
     RTP packet; ``replaceTrack`` with a track of the other kind is a
     ``TypeError`` (FACTS.md, issue #18).
@@ -25,42 +26,10 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from .errors import InvalidStateError, error_name
 
 
 class TracksMixin:
     """Mixed into :class:`~rtclab.peer.Peer`: local tracks, remote tracks and data channels."""
-
-    def addTrack(self, track: MediaStreamTrack, *streams: Any) -> Any:
-        """Add a local track; fires ``negotiationneeded`` (emulated)."""
-        try:
-            if self._closed:
-                raise InvalidStateError("Failed to execute 'addTrack': The RTCPeerConnection's signalingState is 'closed'.")
-            sender = self._pc.addTrack(track)
-        except Exception as exc:
-            exc = self._translate("addTrack", exc)
-            self._rec("call", "addTrack", "error", detail=f"{error_name(exc)}: {exc}")
-            self._error("addTrack", exc)
-            raise exc from None
-        self._rec("call", "addTrack", "ok", detail=track.kind)
-        self._update_negotiation_needed()
-        return sender
-
-    def addTransceiver(self, track_or_kind: MediaStreamTrack | str, *, direction: str = "sendrecv") -> Any:
-        """Add a transceiver (``"audio"``/``"video"`` or a track); fires ``negotiationneeded``."""
-        try:
-            if self._closed:
-                raise InvalidStateError("Failed to execute 'addTransceiver': The RTCPeerConnection's signalingState is 'closed'.")
-            transceiver = self._pc.addTransceiver(track_or_kind, direction=direction)
-        except Exception as exc:
-            exc = self._translate("addTransceiver", exc)
-            self._rec("call", "addTransceiver", "error", detail=f"{error_name(exc)}: {exc}")
-            self._error("addTransceiver", exc)
-            raise exc from None
-        kind = track_or_kind if isinstance(track_or_kind, str) else track_or_kind.kind
-        self._rec("call", "addTransceiver", "ok", detail=f"{kind} {direction}")
-        self._update_negotiation_needed()
-        return transceiver
 
     async def replaceTrack(self, sender: Any, track: MediaStreamTrack | None) -> None:
         """``sender.replaceTrack(track)``, recorded (no renegotiation needed)."""
@@ -80,16 +49,9 @@ class TracksMixin:
         self._watch_channel(channel)
         self._rec("call", "createDataChannel", "ok", detail=label)
         if first:
+            self._join_bundle_sctp()  # during a call: on the bundled transport (rtclab.peer.negotiation)
             self._update_negotiation_needed()
         return channel
-
-    def getTransceivers(self) -> list[Any]:
-        """The aiortc transceivers."""
-        return self._pc.getTransceivers()
-
-    def getSenders(self) -> list[Any]:
-        """The aiortc senders."""
-        return self._pc.getSenders()
 
     def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         if pc is not self._pc:

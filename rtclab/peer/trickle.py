@@ -172,7 +172,8 @@ class TrickleMixin:
                 if self._remote_end:
                     return  # a repeated end-of-candidates is harmless
                 self._remote_end = True
-                await self._pc.addIceCandidate(None)
+                if not self._restart_candidate(None):  # (an ICE restart's end-of-candidates goes to it)
+                    await self._pc.addIceCandidate(None)
                 return
             assert candidate is not None
             if self.browser_errors:
@@ -191,7 +192,8 @@ class TrickleMixin:
                     raise OperationError(f"Error processing ICE candidate: no media section with index {idx!r}")
             parsed.sdpMid = None if mid is None else str(mid)
             parsed.sdpMLineIndex = idx if isinstance(idx, int) else None
-            await self._pc.addIceCandidate(parsed)
+            if not self._restart_candidate(parsed):  # (a candidate of an ICE restart goes to it)
+                await self._pc.addIceCandidate(parsed)
 
         try:
             await self._op("addIceCandidate", op, ref=ref, ok_detail=lambda _r: line or "end-of-candidates")
