@@ -25,11 +25,15 @@ the browser does, what aiortc does and what rtclab emulates:
 :mod:`~rtclab.peer.chain` (``chain``)
     the operations chain: API calls run one after another in call order.
 :mod:`~rtclab.peer.negotiation` (``negotiationneeded``)
-    the ``negotiationneeded`` event by the spec's rules.
+    the ``negotiationneeded`` event by the spec's rules and renegotiation
+    during a call: ``addTrack`` reusing a transceiver, :class:`Transceiver`
+    (``direction``, ``currentDirection``, ``stop()``), ``removeTrack``.
+:mod:`~rtclab.peer.restart`
+    ``restartIce()``: new credentials and candidates, the call goes on.
 :mod:`~rtclab.peer.errors` (``browser_errors``)
     the browser's error names, strict candidate parsing.
 :mod:`~rtclab.peer.rollback` (``rollback``)
-    explicit and implicit rollback.
+    explicit and implicit rollback; during a call, without touching it.
 :mod:`~rtclab.peer.states`
     the four state machines as the page sees them.
 :mod:`~rtclab.peer.descriptions`, :mod:`~rtclab.peer.tracks`, :mod:`~rtclab.peer.sdp`
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 from .core import Peer
 from .errors import DOMException, InvalidAccessError, InvalidStateError, OperationError, error_name, parse_candidate
+from .negotiation import Transceiver
 from .sdp import strip_candidates
 from .states import STATE_MACHINES
 
@@ -57,6 +62,7 @@ __all__ = [
     "InvalidStateError",
     "OperationError",
     "Peer",
+    "Transceiver",
     "parse_candidate",
     "strip_candidates",
 ]

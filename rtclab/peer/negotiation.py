@@ -41,7 +41,10 @@ What rtclab emulates
     ``currentDirection`` (``None`` until negotiated, ``"stopped"`` after
     ``stop()``) and ``stop()``; ``Peer.removeTrack``; a transceiver or data
     channel created once BUNDLE is negotiated joins the bundled transport at
-    once (no new candidates, ``connectionState`` stays ``connected``).
+    once (no new candidates, ``connectionState`` stays ``connected``): once
+    BUNDLE is negotiated, rtclab switches aiortc's ``bundlePolicy`` to
+    ``max-bundle``, so transceivers created later, by this app or by a remote
+    offer, share the bundled transport.
     Limits: a stopped transceiver's m-section is offered ``inactive``, not
     rejected with port 0 (aiortc cannot reject one); the msid part of the
     spec's check is not emulated (aiortc always writes ``a=msid``).
@@ -53,7 +56,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCBundlePolicy
 
 from .errors import InvalidAccessError, InvalidStateError, error_name
 
@@ -104,7 +107,8 @@ class Transceiver:
     def __init__(self, peer: Any, transceiver: Any) -> None:
         self._peer = peer
         self._t = transceiver
-        self._stopping = False
+        self._stopping = False  # stop() was called
+        self._stopped = False  # and a negotiation has completed since
 
     def __repr__(self) -> str:
         return f"Transceiver(kind={self.kind!r}, mid={self.mid!r}, direction={self.direction!r}, currentDirection={self.currentDirection!r})"
@@ -156,7 +160,7 @@ class Transceiver:
     @property
     def currentDirection(self) -> str | None:  # noqa: N802 - browser name
         """The negotiated direction, ``None`` until the m-section was negotiated."""
-        if self.stopped and self._t.stopped:
+        if self._stopped:
             return "stopped"
         if self._t.mid is None or self._t.mid not in self._peer._negotiated_mids():
             return None
@@ -194,6 +198,15 @@ class NegotiationMixin:
         if local is not None and remote is not None:
             self._current = (local, remote)
             self._note_sent()
+            if self.emulate_negotiationneeded and self._bundle_transport() is not None:
+                # BUNDLE is negotiated: from now on aiortc puts new transceivers (ours, or those a
+                # remote offer creates) on the bundled transport instead of a new one that gathers
+                # and turns the connection state back to "new"/"connecting" for a moment
+                getattr(pc, _PC + "configuration").bundlePolicy = RTCBundlePolicy.MAX_BUNDLE
+            for w in (self._wrappers or {}).values():
+                if w._stopping and w._t.mid is not None:
+                    section = _section(local, w._t.mid)
+                    w._stopped = section is None or section.direction == "inactive"
 
     # -- transceivers -----------------------------------------------------------------------------
 
@@ -362,9 +375,8 @@ class NegotiationMixin:
         for t in pc.getTransceivers():
             w = self._wrap(t)
             if w._stopping:
-                section = _section(local, t.mid)
-                if section is not None and section.direction != "inactive":
-                    return True  # stopping, and the last negotiation still has it active
+                if not w._stopped:
+                    return True  # stopping, not stopped yet
                 continue
             if t.stopped:
                 continue
