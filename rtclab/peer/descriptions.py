@@ -108,7 +108,7 @@ class DescriptionsMixin:
             self._restart_local(desc)
             if self._pc.signalingState == "stable":
                 self._nn_fired = False
-                self._note_negotiated()
+                self._note_negotiated(desc)
 
         await self._op("setLocalDescription", op, ok_detail=lambda _r: detail)
 

@@ -57,6 +57,7 @@ import asyncio
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCBundlePolicy
+from aiortc import sdp as _sdp
 
 from .errors import InvalidAccessError, InvalidStateError, error_name
 
@@ -186,14 +187,18 @@ class NegotiationMixin:
     #: (aiortc keeps an offer "pending" for ever and overwrites it with the next one)
     _current: tuple[Any, Any] = (None, None)
 
-    def _note_negotiated(self) -> None:
-        """An answer was applied (the state is ``stable``): remember what was negotiated."""
+    def _note_negotiated(self, applied: dict[str, str] | None = None) -> None:
+        """An answer was applied (the state is ``stable``): remember what was negotiated.
+
+        ``applied`` is the local answer just applied: aiortc records it only
+        once it has gathered, the browser at once.
+        """
         pc = self._pc
-        busy = self._gathering
-        if busy is not None and not busy.done():  # aiortc records the description when it has gathered
-            busy.add_done_callback(lambda _t, p=pc: p is self._pc and not self._closed and (self._note_negotiated(), self._check_negotiation_needed()))
-            return
-        local = getattr(pc, _PC + "localDescription")()
+        if applied is not None:
+            local = _sdp.SessionDescription.parse(applied["sdp"])
+            local.type = applied["type"]
+        else:
+            local = getattr(pc, _PC + "localDescription")()
         remote = getattr(pc, _PC + "remoteDescription")()
         if local is not None and remote is not None:
             self._current = (local, remote)
@@ -274,7 +279,8 @@ class NegotiationMixin:
             self._rec("call", "addTrack", "error", detail=f"{error_name(exc)}: {exc}")
             self._error("addTrack", exc)
             raise exc from None
-        how = f" (reuses the {self._wrap(reuse).currentDirection or reuse.direction} transceiver mid={reuse.mid})" if reuse is not None else ""
+        negotiated = reuse is not None and self._wrap(reuse).currentDirection is not None
+        how = f" (reuses the {self._wrap(reuse).currentDirection} transceiver mid={reuse.mid})" if negotiated else ""
         self._rec("call", "addTrack", "ok", detail=track.kind + how)
         self._update_negotiation_needed()
         return sender
@@ -409,8 +415,6 @@ class NegotiationMixin:
         self._nn_scheduled = False
         if self._closed or self._pending_ops or self._states["signalingState"] != "stable":
             return
-        if self._gathering is not None and not self._gathering.done():
-            return  # aiortc is still applying the last description: checked again when it is done
         if self._nn_fired or not self._negotiation_needed():
             return
         self._nn_fired = True
