@@ -213,6 +213,8 @@ class RestartMixin:
         session = self._restart_session
         if session is None and self._restart_wanted:
             session = self._start_restart()
+            if session is not None:
+                session.ours = True
         if session is None:
             return sdp
         return with_credentials(sdp, *session.credentials)
@@ -271,6 +273,8 @@ class RestartMixin:
             self._restart_session = None
             session.cancel()
             self._rec("ice", "restart", "rolled-back")
+            if session.ours:
+                self._restart_wanted = True  # W3C: the credentials in use are still to be replaced
 
     def _start_restart(self) -> _Session | None:
         conns = live_connections(self._pc)
@@ -292,6 +296,7 @@ class _Session:
         with host_scope(peer.host):
             self.restarts = [IceRestart(c) for c in conns]
         self.remote: tuple[str, str] | None = None
+        self.ours = False  # started by our restartIce(), not by a remote offer
         self.local_applied = False
         self.gathered: list[str] = []
         self.done = False
@@ -337,7 +342,7 @@ class _Session:
             await self._gather()
             feeder = peer._spawn(self._feed())
             await self._remote_ready.wait()
-            peer._rec("ice", "restart", "checking", detail=f"ufrag {self.credentials[0]}, remote ufrag {self.remote[0] if self.remote else ''}")
+            peer._rec("ice", "restart", "checking", detail="new candidate pairs, with the remote's new ICE credentials")
             try:
                 pairs = await asyncio.gather(*(r.connect() for r in self.restarts))
             except ConnectionError as exc:
@@ -368,7 +373,7 @@ class _Session:
         peer = self.peer
         for r in self.restarts:
             _CONNECTIONS[r.new._id] = peer  # its checks become ``ice pair`` rows of this peer
-        peer._rec("ice", "restart", "gathering", detail=f"new ufrag {self.credentials[0]}")
+        peer._rec("ice", "restart", "gathering", detail="new ICE credentials (ufrag/pwd), new candidates")
         peer._set_state("iceGatheringState", "gathering")
         with host_scope(peer.host):
             found = await asyncio.gather(*(r.gather() for r in self.restarts))

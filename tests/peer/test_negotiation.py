@@ -14,7 +14,7 @@ from typing import Any
 
 import aioice
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtclab import media
 from rtclab.network import SimNetwork, run_sim
@@ -321,6 +321,52 @@ def test_restart_ice_keeps_the_call(network: str, side: str) -> None:
     play(network, main)
 
 
+def test_rolled_back_restart_offer_keeps_the_old_credentials_and_closes_the_new_sockets() -> None:
+    """restartIce, offer, rollback: the fresh connection is closed, the call goes on with the old ufrag."""
+
+    async def main() -> None:
+        async with article_call() as call:
+            tr, caller = call.trace, call.caller
+            call.auto = False
+            old = ufrag(caller)
+            caller.restartIce()
+            await caller.setLocalDescription(await caller.createOffer())  # (before the event's task runs)
+            events = len(rows(tr, actor="caller", name="negotiationneeded"))
+            session = caller._restart_session
+            assert session is not None and ufrag(caller) != old  # the offer shows the new ufrag
+            await until(lambda: session.gathered, "the new candidates")
+            fresh = session.restarts[0].new
+            await caller.setLocalDescription({"type": "rollback"})
+            await until(lambda: fresh._closed, "the fresh connection closed")
+            assert fresh._protocols == [] and caller._restart_session is None
+            assert ufrag(caller) == old and caller.connectionState == "connected"
+            assert [r[4] for r in rows(tr, actor="caller", name="restart")] == ["gathering", "rolled-back"]
+            # W3C: the credentials in use are still to be replaced: negotiationneeded fires again
+            await until(lambda: len(rows(tr, actor="caller", name="negotiationneeded")) == events + 1, "the event")
+            before = await packets_received(call.callee)
+            await asyncio.sleep(0.5)
+            assert await packets_received(call.callee) > before
+
+    play("sim", main)
+
+
+def test_a_restart_never_answered_is_closed_with_the_peer() -> None:
+    """An offer with new credentials that gets no answer: closing the peer closes the fresh sockets too."""
+
+    async def main() -> None:
+        async with article_call() as call:
+            call.auto = False
+            call.caller.restartIce()
+            await call.caller.setLocalDescription(await call.caller.createOffer())
+            session = call.caller._restart_session
+            await until(lambda: session.gathered, "the new candidates")
+            fresh = session.restarts[0].new
+            assert fresh._protocols
+        assert fresh._closed and fresh._protocols == []
+
+    play("sim", main)
+
+
 def test_restart_ice_before_any_negotiation_only_records() -> None:
     """Nothing negotiated yet: restartIce is recorded and fires nothing (the first offer has fresh credentials)."""
 
@@ -465,6 +511,14 @@ def test_aiortc_reuse_keeping_and_bundling_differ_from_the_browser() -> None:
                 second = (await a.createOffer()).sdp
             ufrags = {line for line in (first + second).splitlines() if line.startswith("a=ice-ufrag:")}
             assert len(ufrags) == 1
+            # an offer with new credentials is applied, and ignored by the running ICE agent
+            conn = b.getTransceivers()[0].receiver.transport.transport._connection
+            remote = conn.remote_username
+            (old,) = ufrags
+            changed = first.replace(old, "a=ice-ufrag:zzzz")
+            with host_scope("callee"):
+                await b.setRemoteDescription(RTCSessionDescription(sdp=changed, type="offer"))
+            assert b.signalingState == "have-remote-offer" and conn.remote_username == remote
         finally:
             await a.close()
             await b.close()
