@@ -408,7 +408,7 @@ async def article_caller(app: App) -> None:
     """The caller: offers on negotiationneeded, and answers the callee's re-offer when it comes."""
     pc = app.RTCPeerConnection()
     queue = CandidateQueue()  # the callee's candidates may overtake its answer
-    send_candidates(app, pc)
+    send_candidates(app, pc, end_of_candidates=False)  # the article's code (MDN's) sends no end-of-candidates
     await send_offer_on_negotiationneeded(app, pc)
 
     async def on_message(msg: dict[str, Any]) -> None:
@@ -438,7 +438,7 @@ async def article_callee(app: App) -> None:
         nonlocal pc
         if msg["type"] == "video-offer" and pc is None:
             pc = app.RTCPeerConnection()  # as soon as the offer arrives
-            send_candidates(app, pc)
+            send_candidates(app, pc, end_of_candidates=False)
             await send_offer_on_negotiationneeded(app, pc)  # for the Answer step below
             await pc.setRemoteDescription(msg["sdp"])
             await queue.flush(pc)

@@ -117,6 +117,14 @@ def test_counteroffer_connects_under_asynchronous_signaling() -> None:
     assert (df["outcome"] == "connected").all(), df.loc[df["outcome"] != "connected", ["seed", "reason"]]
 
 
+def test_article_connects_under_asynchronous_signaling() -> None:
+    """The article's flow (queue, no end-of-candidates, renegotiation on Answer) connects for every seed."""
+    df = _sweep("article", **ASYNC)
+    assert len(df) == 50
+    assert (df["outcome"] == "connected").all(), df.loc[df["outcome"] != "connected", ["seed", "reason"]]
+    assert (df["answer_to_media_ms"] > 0).all()
+
+
 def test_mdn_shows_the_candidate_before_offer_error_for_some_seeds() -> None:
     """Under reordering a candidate overtakes the offer for some seeds: the MDN sample logs an error."""
     hits = 0
