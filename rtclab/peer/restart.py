@@ -30,9 +30,11 @@ What rtclab emulates
     pair, packets already queued), so aiortc's DTLS transport, which reads
     and writes through the old ``Connection`` object, goes on unaware; the
     old sockets are then closed. Media flows on the old pair until the
-    switch. Measured on aiortc 1.16.0/aioice 0.13.0: sim and real loopback,
-    a new pair ~20 ms after both sides have their new credentials, media
-    uninterrupted, consent freshness kept afterwards (>35 s).
+    switch. Measured on aiortc 1.16.0/aioice 0.13.0 (restart from either
+    side): on the simulated LAN, behind port-restricted NATs (srflx) and
+    symmetric NATs (relay: new TURN allocations), and on real loopback UDP, a
+    new pair ~20 ms after both sides have their new credentials, RTP received
+    throughout, consent freshness kept on the new pair (sim: 35 s checked).
     Recorded rows: ``call restartIce``, ``ice restart`` ``gathering`` ->
     ``checking`` -> ``completed`` (detail: the new pair) or ``failed``, and
     one ``ice candidate gathered`` row per new candidate.
