@@ -54,6 +54,7 @@ What rtclab emulates
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCBundlePolicy
@@ -181,8 +182,8 @@ class Transceiver:
 class NegotiationMixin:
     """Mixed into :class:`~rtclab.peer.Peer`: ``negotiationneeded``, transceivers, ``removeTrack``."""
 
-    _wrappers: dict[int, Transceiver] | None = None
-    _ever_sent: set[int] | None = None
+    _wrappers: dict[Any, Transceiver] | None = None  # aiortc transceiver -> its view
+    _ever_sent: weakref.WeakSet[Any] | None = None
     #: the last negotiated (local, remote) descriptions, aiortc's parsed objects
     #: (aiortc keeps an offer "pending" for ever and overwrites it with the next one)
     _current: tuple[Any, Any] = (None, None)
@@ -218,9 +219,9 @@ class NegotiationMixin:
     def _wrap(self, transceiver: Any) -> Transceiver:
         if self._wrappers is None:
             self._wrappers = {}
-        w = self._wrappers.get(id(transceiver))
-        if w is None or w._t is not transceiver:
-            w = self._wrappers[id(transceiver)] = Transceiver(self, transceiver)
+        w = self._wrappers.get(transceiver)
+        if w is None:
+            w = self._wrappers[transceiver] = Transceiver(self, transceiver)
         return w
 
     def getTransceivers(self) -> list[Transceiver]:  # noqa: N802 - browser name
@@ -241,18 +242,18 @@ class NegotiationMixin:
     def _note_sent(self) -> None:
         """Remember transceivers that were negotiated to send (addTrack will not reuse them)."""
         if self._ever_sent is None:
-            self._ever_sent = set()
+            self._ever_sent = weakref.WeakSet()
         negotiated = self._negotiated_mids()
         for t in self._pc.getTransceivers():
             if t.mid in negotiated and t.currentDirection in _SENDS:
-                self._ever_sent.add(id(t))
+                self._ever_sent.add(t)
 
     def _reusable(self, kind: str) -> Any:
         """W3C addTrack: a transceiver of this kind whose sender has no track and never sent."""
         self._note_sent()
         for t in self._pc.getTransceivers():
             w = self._wrap(t)
-            if t.kind == kind and t.sender.track is None and not w.stopped and id(t) not in (self._ever_sent or set()):
+            if t.kind == kind and t.sender.track is None and not w.stopped and t not in (self._ever_sent or ()):
                 return t
         return None
 
