@@ -38,10 +38,12 @@ What rtclab emulates
     Recorded rows: ``call restartIce``, ``ice restart`` ``gathering`` ->
     ``checking`` -> ``completed`` (detail: the new pair) or ``failed``, and
     one ``ice candidate gathered`` row per new candidate.
-    Limits: ``iceConnectionState``/``connectionState`` do not change during a
-    restart (aiortc's transports stay ``completed``); a restart that fails
-    leaves the old pair in use; both peers must be rtclab peers (the splice
-    is local, the protocol is standard ICE). The patch touches aioice
+    Limits: only a connected call restarts (a new remote ufrag before the
+    first pair is nominated is ignored, as aiortc does); with several ICE
+    transports (no BUNDLE) every new remote candidate is offered to each;
+    ``iceConnectionState``/``connectionState`` do not change during a restart
+    (aiortc's transports stay ``completed``); a restart whose checks all fail
+    leaves the old pair in use. The patch touches aioice
     private attributes: :func:`supported` checks them and
     ``tests/test_peer.py`` fails if they change.
 """
