@@ -31,7 +31,9 @@ What aiortc 1.16 does
     and turns ``connectionState`` back to ``connecting`` until the next
     answer bundles it; a browser puts the new m-section in the BUNDLE group.
     ``transceiver.stop()`` stops sender and receiver at once but the next
-    offer does not reject the m-section (no port 0).
+    offer does not reject the m-section (no port 0); tried: an offer whose
+    m-section has port 0 is answered with a live port and the answerer's
+    transceiver is not stopped, so aiortc cannot reject an m-section.
 What rtclab emulates
     The W3C rules above, read from aiortc's current descriptions
     (``negotiationneeded`` on any of them, coalesced, only in ``stable`` with

@@ -423,6 +423,34 @@ def test_rollback_during_a_call_keeps_it(network: str) -> None:
     play(network, main)
 
 
+def test_rollback_of_a_remote_offer_during_a_call_keeps_it() -> None:
+    """A re-offer applied, then rolled back by the answerer: the transceiver it created goes, the call stays."""
+
+    async def main() -> None:
+        async with article_call() as call:
+            tr, caller, callee = call.trace, call.caller, call.callee
+            call.auto = False
+            caller.addTransceiver("audio")
+            await caller.setLocalDescription(await caller.createOffer())
+            await callee.setRemoteDescription(caller.localDescription)
+            assert [t.kind for t in callee.getTransceivers()] == ["video", "audio"]
+            await callee.setRemoteDescription({"type": "rollback"})
+            assert callee.signalingState == "stable" and [t.kind for t in callee.getTransceivers()] == ["video"]
+            (rb,) = rows(tr, actor="callee", name="rollback")
+            assert "have-remote-offer" in rb[7] and "1 transceiver(s) of the remote offer removed" in rb[7]
+            await caller.setLocalDescription({"type": "rollback"})
+            assert caller.signalingState == "stable"
+            await call.negotiate(caller, callee)  # offered again, now answered
+            await until(lambda: caller.getTransceivers()[1].currentDirection is not None, "audio negotiated")
+            assert [t.kind for t in callee.getTransceivers()] == ["video", "audio"]
+            assert caller.connectionState == callee.connectionState == "connected"
+            before = await packets_received(callee)
+            await asyncio.sleep(0.5)
+            assert await packets_received(callee) > before
+
+    play("sim", main)
+
+
 def test_glare_during_a_call_rolls_back_implicitly_and_keeps_it() -> None:
     """Both sides offer during a call; the polite callee applies the caller's offer (implicit rollback), call kept."""
 
@@ -524,6 +552,38 @@ def test_aiortc_reuse_keeping_and_bundling_differ_from_the_browser() -> None:
             await b.close()
             for cam in cams:
                 cam.stop()
+
+    play("sim", main)
+
+
+def test_aiortc_cannot_reject_an_m_section() -> None:
+    """aiortc answers a port-0 (rejected) m-section with a live one: Transceiver.stop() offers it inactive instead."""
+
+    async def main() -> None:
+        from aiortc import RTCConfiguration
+
+        from rtclab.network import host_scope
+
+        with host_scope("caller"):
+            a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        with host_scope("callee"):
+            b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            a.addTransceiver("video")
+            a.addTransceiver("audio")
+            with host_scope("caller"):
+                offer = (await a.createOffer()).sdp
+            head, audio = offer.split("m=audio ")
+            rejected = head + "m=audio 0 " + audio.split(" ", 1)[1]
+            with host_scope("callee"):
+                await b.setRemoteDescription(RTCSessionDescription(sdp=rejected, type="offer"))
+                answer = (await b.createAnswer()).sdp
+            audio_line = next(line for line in answer.splitlines() if line.startswith("m=audio"))
+            assert audio_line.split()[1] != "0"
+            assert not any(t.stopped for t in b.getTransceivers())
+        finally:
+            await a.close()
+            await b.close()
 
     play("sim", main)
 
