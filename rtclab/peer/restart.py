@@ -1,7 +1,7 @@
 """``restartIce()``: new ICE credentials and candidates while the call goes on.
 
-What the browser does
-    ``restartIce()`` (W3C) marks the local ICE credentials for replacement
+What the browser does (W3C webrtc-pc and RFC 8445 section 9; not measured in Chromium here)
+    ``restartIce()`` marks the local ICE credentials for replacement
     and fires ``negotiationneeded``; the next offer carries a new
     ``a=ice-ufrag``/``a=ice-pwd`` (as if ``createOffer({iceRestart: true})``);
     ``setLocalDescription`` gathers new candidates (new ports), trickled as

@@ -20,9 +20,10 @@ What rtclab emulates
     Chromium does for an initial offer) and data channels created before the
     rollback are closed, not carried over.
 
-    Rollback of a *re*-negotiation (an offer made or received once a
-    negotiation has completed: glare during a call, perfect negotiation's
-    polite peer) keeps the aiortc connection: before such an offer is
+    Rollback of a *re*-negotiation (W3C: only the negotiation is undone, the
+    connection goes on; not measured in Chromium here), an offer made or
+    received once a negotiation has completed (glare during a call, perfect negotiation's
+    polite peer), keeps the aiortc connection: before such an offer is
     applied, the negotiation state aiortc keeps (signaling state, pending
     descriptions, seen mids, each transceiver's mid, m-line index, offered
     direction and codecs, the data channel's mid, the remote ICE/DTLS
