@@ -400,6 +400,68 @@ async def counteroffer_callee(app: App) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# article: the article's own flow (answer at once without media, Answer adds the camera)
+# --------------------------------------------------------------------------------------
+
+
+async def article_caller(app: App) -> None:
+    """The caller: offers on negotiationneeded, and answers the callee's re-offer when it comes."""
+    pc = app.RTCPeerConnection()
+    queue = CandidateQueue()  # the callee's candidates may overtake its answer
+    send_candidates(app, pc, end_of_candidates=False)  # the article's code (MDN's) sends no end-of-candidates
+    await send_offer_on_negotiationneeded(app, pc)
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)
+        elif msg["type"] == "video-offer":  # the callee clicked Answer: its camera is offered
+            await pc.setRemoteDescription(msg["sdp"])
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)  # -> negotiationneeded -> offer
+
+
+async def article_callee(app: App) -> None:
+    """The callee: peer connection and answer (no media) at once; Answer adds the camera."""
+    pc = None
+    queue = CandidateQueue()  # "accept ICE candidates as soon as possible": none is dropped
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer" and pc is None:
+            pc = app.RTCPeerConnection()  # as soon as the offer arrives
+            send_candidates(app, pc, end_of_candidates=False)
+            await send_offer_on_negotiationneeded(app, pc)  # for the Answer step below
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)
+            await pc.setLocalDescription(await pc.createAnswer())  # the "counter-offer": recvonly, no camera
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            await app.user.answer()  # ICE and DTLS connect while the phone rings
+            for track in app.getUserMedia():
+                pc.addTrack(track)  # reuses the recvonly transceiver -> negotiationneeded -> our offer
+        elif msg["type"] == "video-offer":  # a later offer from the caller
+            await pc.setRemoteDescription(msg["sdp"])
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "video-answer":  # the caller's answer to our camera offer
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
 # vanilla: no trickle
 # --------------------------------------------------------------------------------------
 
@@ -576,6 +638,8 @@ FLOWS: dict[str, Flow] = {
              forgot_candidates_caller, forgot_candidates_callee),
         Flow("queue-on-click", "callee creates its peer connection on the click and queues early candidates",
              basic_caller, queue_on_click_callee),
+        Flow("article", "the article's flow: answer at once without media, Answer adds the camera (callee re-offers)",
+             article_caller, article_callee),
     )
 }
 

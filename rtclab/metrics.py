@@ -18,6 +18,17 @@ Outcomes
     the deadline came first, with no failure recorded.
 ``error``
     the runner itself failed (a bug or a simulation stall), see ``reason``.
+
+Answer to media
+---------------
+``answer_to_media_{caller,callee}_ms`` is, per side, the time from the
+user's *Answer* click to that side's first decoded frame (``0`` when the frame
+came before the click); ``answer_to_media_ms`` is the larger, i.e. the moment
+media flows both ways. In ``counteroffer`` and ``article`` the callee already
+receives the caller's video while it rings, so the caller's side decides: in
+``article`` that is the callee's renegotiation (its offer, the caller's answer:
+one round trip, no new candidates) plus the first frame of its camera; in
+``counteroffer`` the ``replaceTrack`` on the pre-negotiated transceiver.
 """
 
 from __future__ import annotations

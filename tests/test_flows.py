@@ -26,6 +26,7 @@ MATRIX = {
     "perfect": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
     "forgot-candidates": {"lan": ("timeout", "checking"), "nat": ("timeout", "checking")},
     "queue-on-click": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
+    "article": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
 }
 
 
@@ -114,6 +115,14 @@ def test_counteroffer_connects_under_asynchronous_signaling() -> None:
     df = _sweep("counteroffer", **ASYNC)
     assert len(df) == 50
     assert (df["outcome"] == "connected").all(), df.loc[df["outcome"] != "connected", ["seed", "reason"]]
+
+
+def test_article_connects_under_asynchronous_signaling() -> None:
+    """The article's flow (queue, no end-of-candidates, renegotiation on Answer) connects for every seed."""
+    df = _sweep("article", **ASYNC)
+    assert len(df) == 50
+    assert (df["outcome"] == "connected").all(), df.loc[df["outcome"] != "connected", ["seed", "reason"]]
+    assert (df["answer_to_media_ms"] > 0).all()
 
 
 def test_mdn_shows_the_candidate_before_offer_error_for_some_seeds() -> None:
@@ -231,3 +240,48 @@ def test_mdn_as_written_renegotiates_from_the_callee() -> None:
     assert offers["t_ms"].iloc[1] >= answer_sent  # the callee's offer follows its own answer
     assert set(_rows(r, kind="call", name="addTransceiver")["actor"]) == {"caller", "callee"}
     assert _rows(r, kind="call", name="addTrack").empty
+
+
+@pytest.mark.parametrize("topology", ["lan", "nat"])
+def test_article_answers_by_renegotiating_without_new_candidates(topology: str) -> None:
+    """The article's flow: answer at once without media; Answer adds the camera -> the callee offers, one round trip."""
+    r = rtclab.run("article", topology=topology, nat="port-restricted", seed=1)
+    assert r.outcome == "connected" and "both ways" in r.reason, r.reason
+    ev = r.events.reset_index(drop=True)
+    click = ev.index[(ev["kind"] == "user") & (ev["name"] == "click") & (ev["value"] == "answer")][0]
+    after = ev.iloc[click + 1:]
+    steps = after[after["kind"].isin(["call", "signal"]) & ~after["name"].isin(["addIceCandidate", "new-ice-candidate"])]
+    seq = list(zip(steps["actor"], steps["name"], steps["value"]))
+    want = [("callee", "getUserMedia", "ok"), ("callee", "addTrack", "ok"), ("callee", "negotiationneeded", "event"), ("callee", "createOffer", "ok"),
+            ("callee", "setLocalDescription", "ok"), ("callee", "video-offer", "sent"), ("caller", "video-offer", "delivered"),
+            ("caller", "setRemoteDescription", "ok"), ("caller", "createAnswer", "ok"), ("caller", "setLocalDescription", "ok"),
+            ("caller", "video-answer", "sent"), ("callee", "video-answer", "delivered"), ("callee", "setRemoteDescription", "ok")]
+    assert seq[: len(want)] == want
+    assert "reuses the recvonly transceiver" in steps["detail"].iloc[1]
+    first_round_done = ev.index[(ev["actor"] == "caller") & (ev["name"] == "setRemoteDescription") & (ev["value"] == "ok")][0]
+    gathered = ev[(ev["kind"] == "ice") & (ev["name"] == "candidate") & (ev["value"] == "gathered")]
+    assert len(gathered) and (gathered.index < click).all()  # BUNDLE: the renegotiation gathers nothing
+    assert first_round_done < click
+    offers = ev[(ev["kind"] == "signal") & (ev["name"] == "video-offer") & (ev["value"] == "sent")]
+    assert list(offers["actor"]) == ["caller", "callee"]  # one extra round trip, from the callee
+    frames = ev[(ev["kind"] == "media") & (ev["name"] == "first-frame")]
+    caller_frame = frames.index[frames["actor"] == "caller"][0]
+    callee_srd = ev.index[(ev["actor"] == "caller") & (ev["name"] == "setRemoteDescription") & (ev["detail"].str.startswith("offer"))][0]
+    assert caller_frame > callee_srd  # the callee's camera reaches the caller only through the renegotiation
+    m = r.metrics
+    assert m["answer_to_media_ms"] == m["answer_to_media_caller_ms"] > 0  # click -> callee's offer -> answer -> frame
+    assert m["t_first_frame_caller_ms"] > m["t_answer_click_ms"]
+    assert not (ev["kind"] == "error").any()
+
+
+def test_article_on_the_real_network() -> None:
+    """On real loopback UDP too: media both ways, the callee's offer after the click, nothing gathered after it."""
+    r = rtclab.run("article", network="real", answer_delay_ms=200, deadline_s=10)
+    assert r.outcome == "connected" and "both ways" in r.reason, r.reason
+    ev = r.events.reset_index(drop=True)
+    click = ev.index[(ev["kind"] == "user") & (ev["name"] == "click") & (ev["value"] == "answer")][0]
+    callee_offer = ev.index[(ev["actor"] == "callee") & (ev["name"] == "video-offer") & (ev["value"] == "sent")]
+    assert len(callee_offer) == 1 and callee_offer[0] > click
+    gathered = ev.index[(ev["kind"] == "ice") & (ev["name"] == "candidate") & (ev["value"] == "gathered")]
+    assert len(gathered) and (gathered < click).all()
+    assert r.metrics["answer_to_media_ms"] > 0

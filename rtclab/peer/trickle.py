@@ -1,0 +1,207 @@
+"""Trickle ICE (``trickle``): candidates out as ``icecandidate`` events, candidates in by ``addIceCandidate``.
+
+What the browser does
+    ``setLocalDescription`` resolves as soon as the description is applied;
+    gathering goes on and each candidate is an ``icecandidate`` event,
+    ending with ``null`` (end-of-candidates); ``iceGatheringState`` reaches
+    ``complete`` then (Chromium 156 fires ``icegatheringstatechange`` to
+    ``complete`` just before the ``null`` event). Chromium 156 resolves every
+    ``addIceCandidate`` after ``addIceCandidate(null)`` and uses the later
+    candidates (FACTS.md); RFC 8838 §14 says a later candidate of that
+    generation is ignored, never an error.
+What aiortc 1.16 does
+    ``setLocalDescription`` gathers first and embeds every candidate and
+    ``a=end-of-candidates`` in ``localDescription``; it never fires
+    ``icecandidate``. A stripped SDP that kept ``a=end-of-candidates`` would
+    make aioice ignore every later candidate silently.
+What rtclab emulates
+    The description returned by :attr:`Peer.localDescription` (the one an
+    app sends) carries no candidates: each candidate is emitted as an
+    ``icecandidate`` event, ``candidate_interval_ms`` apart, ending with
+    ``None``, and ``iceGatheringState`` reaches ``complete`` only then.
+    aiortc's ``setLocalDescription`` (which gathers) runs in the background:
+    host candidates are announced at once and server-reflexive / relay ones
+    when aiortc's gathering ends. Limits: those later candidates come
+    together rather than one by one, and the next API call waits for aiortc
+    to finish gathering. Incoming candidates are checked by
+    :mod:`rtclab.peer.errors` (with ``browser_errors``); a candidate after
+    end-of-candidates is an :class:`~rtclab.peer.OperationError` today.
+    Switch: ``Peer(trickle=False)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiortc import RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+
+from .errors import InvalidStateError, OperationError, error_name, parse_candidate
+from .sdp import _candidates_in, _mids
+
+
+class TrickleMixin:
+    """Mixed into :class:`~rtclab.peer.Peer`: candidates out (``icecandidate``) and in (``addIceCandidate``)."""
+
+    async def _apply_local_early(self, session: RTCSessionDescription) -> None:
+        """Apply a local description and resolve before gathering ends, as a browser does.
+
+        aiortc's ``setLocalDescription`` changes the signaling state, then
+        gathers every candidate before it returns. It runs here as a
+        background task: this call returns as soon as the state has changed,
+        host candidates are announced while STUN/TURN gathering goes on, and
+        the next API call waits for the task (the operations chain).
+        """
+        before = self._pc.signalingState
+        task = self._spawn(self._pc.setLocalDescription(session))
+        for _ in range(10_000):
+            if task.done() or (self._pc.signalingState != before and self._pc.iceGatheringState != "new"):
+                break  # applied, and gathering has begun (as in a browser)
+            await asyncio.sleep(0)
+        if task.done():
+            task.result()  # raises a validation error at once, like a browser
+        self._gathering = task
+        self._pending_local = {"type": session.type, "sdp": session.sdp}
+        task.add_done_callback(self._gathering_done)
+        self._register_connections()
+        prev = self._emitter
+
+        async def trickle() -> None:
+            if prev is not None and not prev.done():
+                await asyncio.wait([prev])
+            await self._emit_live(task)
+
+        self._emitter = self._spawn(trickle())
+
+    def _gathering_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            exc = self._translate("setLocalDescription", exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            self._error("setLocalDescription", exc)
+        else:
+            self._register_connections()
+
+    def _live_candidates(self) -> list[tuple[str, str | None, int]]:
+        """Candidates aioice has so far (host ones exist before STUN/TURN answers)."""
+        from aiortc.rtcicetransport import candidate_from_aioice
+
+        mids = _mids(self._pending_local["sdp"]) if self._pending_local else []
+        found: list[tuple[str, str | None, int]] = []
+        owners: list[tuple[Any, str | None]] = [(t.receiver.transport, t.mid) for t in self._pc.getTransceivers()]
+        if self._pc.sctp is not None:
+            owners.append((self._pc.sctp.transport, self._pc.sctp.mid))
+        for dtls, mid in owners:
+            conn = getattr(getattr(dtls, "transport", None), "_connection", None)
+            if conn is None or mid not in mids:
+                continue
+            for protocol in list(getattr(conn, "_protocols", [])):
+                cand = getattr(protocol, "local_candidate", None)
+                if cand is not None:
+                    found.append(("candidate:" + candidate_to_sdp(candidate_from_aioice(cand)), mid, mids.index(mid)))
+        found.sort(key=lambda c: c[2])
+        return found
+
+    def _announce(self, line: str, mid: str | None, idx: int) -> None:
+        ref = self.trace.candidate_ref(self.actor, line, create=True)
+        self._announced[line] = (mid, idx)
+        self._rec("ice", "candidate", "gathered", ref=ref, detail=line)
+        self._emit("icecandidate", {"candidate": line, "sdpMid": mid, "sdpMLineIndex": idx})
+
+    async def _emit_live(self, gathering: asyncio.Task[None]) -> None:
+        """Emit ``icecandidate`` events while gathering runs, then end-of-candidates."""
+        pc = self._pc
+        interval = self.candidate_interval_ms / 1000.0
+        while True:
+            finished = gathering.done()
+            if finished:
+                if gathering.cancelled() or gathering.exception() is not None:
+                    return
+                desc = pc.localDescription
+                fresh = [c for c in (_candidates_in(desc.sdp) if desc else []) if c[0] not in self._emitted]
+            else:
+                fresh = [c for c in self._live_candidates() if c[0] not in self._emitted]
+            for line, mid, idx in fresh:
+                self._emitted.add(line)
+                await asyncio.sleep(interval)
+                if self._closed or pc is not self._pc:
+                    return
+                self._announce(line, mid, idx)
+            if finished:
+                break
+            await asyncio.wait([gathering], timeout=max(interval, 0.001))
+        if not self._end_emitted:
+            await asyncio.sleep(interval)
+            if self._closed or pc is not self._pc:
+                return
+            self._end_emitted = True
+            self._rec("ice", "candidate", "end", ref=f"{self.actor}:end")
+            self._emit("icecandidate", None)
+            if self._gathering_complete_held or self._pc.iceGatheringState == "complete":
+                self._gathering_complete_held = False
+                self._set_state("iceGatheringState", "complete")
+
+    async def addIceCandidate(self, candidate: dict[str, Any] | None = None) -> None:
+        """Add a remote candidate; ``None`` or ``{"candidate": ""}`` is end-of-candidates."""
+        line: Any = ""
+        if isinstance(candidate, dict):
+            line = candidate.get("candidate")
+            line = "" if line is None else line  # (0 or False is not end-of-candidates: a TypeError below)
+        ref = self.trace.find_candidate_ref(line) if isinstance(line, str) and line else ("" if candidate is not None and line != "" else self._remote_end_ref())
+        try:
+            if candidate is not None and not isinstance(candidate, dict):
+                raise TypeError(f"candidate must be a dict (RTCIceCandidateInit) or None, not {type(candidate).__name__}")
+            if not isinstance(line, str):
+                raise TypeError(f"candidate.candidate must be a string, not {type(line).__name__}")
+            if line and candidate is not None and candidate.get("sdpMid") is None and candidate.get("sdpMLineIndex") is None:
+                raise TypeError("Failed to execute 'addIceCandidate': Candidate missing values for both sdpMid and sdpMLineIndex")
+        except TypeError as exc:
+            self._rec("call", "addIceCandidate", "error", ref=ref, detail=f"TypeError: {exc}")
+            self._rec("ice", "candidate", "rejected", ref=ref, detail=f"TypeError: {exc}")
+            self._error("addIceCandidate", exc, ref=ref)
+            raise
+
+        async def op() -> None:
+            if self.browser_errors and self._pc.remoteDescription is None:
+                raise InvalidStateError(
+                    "Failed to execute 'addIceCandidate' on 'RTCPeerConnection': The remote description was null"
+                )
+            if not line:
+                if self._remote_end:
+                    return  # a repeated end-of-candidates is harmless
+                self._remote_end = True
+                if not self._restart_candidate(None):  # (an ICE restart's end-of-candidates goes to it)
+                    await self._pc.addIceCandidate(None)
+                return
+            assert candidate is not None
+            if self.browser_errors:
+                parsed = parse_candidate(line)
+                if self._remote_end:
+                    raise OperationError("Error processing ICE candidate: candidate after end-of-candidates")
+            else:
+                text = line[len("candidate:"):] if line.startswith("candidate:") else line
+                parsed = candidate_from_sdp(text)
+            mid, idx = candidate.get("sdpMid"), candidate.get("sdpMLineIndex")
+            if self.browser_errors:
+                mids = [l[6:].strip() for l in self._pc.remoteDescription.sdp.splitlines() if l.startswith("a=mid:")]
+                if mid is not None and str(mid) not in mids:
+                    raise OperationError(f"Error processing ICE candidate: no media section with mid {mid!r}")
+                if mid is None and not (isinstance(idx, int) and 0 <= idx < len(mids)):
+                    raise OperationError(f"Error processing ICE candidate: no media section with index {idx!r}")
+            parsed.sdpMid = None if mid is None else str(mid)
+            parsed.sdpMLineIndex = idx if isinstance(idx, int) else None
+            if not self._restart_candidate(parsed):  # (a candidate of an ICE restart goes to it)
+                await self._pc.addIceCandidate(parsed)
+
+        try:
+            await self._op("addIceCandidate", op, ref=ref, ok_detail=lambda _r: line or "end-of-candidates")
+        except Exception as exc:
+            self._rec("ice", "candidate", "rejected", ref=ref, detail=f"{error_name(exc)}: {exc}")
+            raise
+        self._rec("ice", "candidate", "added", ref=ref, detail=line or "end-of-candidates")
+
+    def _remote_end_ref(self) -> str:
+        other = "callee" if self.actor == "caller" else "caller"
+        return f"{other}:end"
