@@ -383,7 +383,10 @@ async def counteroffer_callee(app: App) -> None:
             send_candidates(app, pc, end_of_candidates=False)
             await pc.setRemoteDescription(msg["sdp"])
             await queue.flush(pc)  # candidates that came early are not lost
-            video = next(t for t in pc.getTransceivers() if t.kind == "video")
+            video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
+            if video is None:  # (JavaScript's find() gives undefined: check before using it)
+                app.reject(msg, "the offer has no video section")
+                return
             video.direction = "sendrecv"  # room for our camera, nothing sent yet
             await pc.setLocalDescription(await pc.createAnswer())
             app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
