@@ -68,6 +68,7 @@ __all__ = [
     "HasEvents",
     "OKABE_ITO",
     "STATE_COLORS",
+    "beside",
     "candidates",
     "compare",
     "gallery",
@@ -1442,3 +1443,57 @@ def _save(fig: Figure, path: Path, dpi: int) -> Path:
         plt.close(fig)
     return path
 
+
+
+def beside(
+    left: EventsLike,
+    right: EventsLike,
+    *,
+    plot: str = "sequence",
+    titles: tuple[str, str] = ("rtclab", "Chromium"),
+    figsize: tuple[float, float] | None = None,
+    time_scale: str = "auto",
+) -> Figure:
+    """Two runs side by side with the same plot: rtclab's run and a browser's, typically.
+
+    The course uses it to put what rtclab's emulated peers did next to a
+    stored Chromium trace of the same steps (``rtclab.data.chromium_trace``).
+
+    Parameters
+    ----------
+    left, right
+        Event frames (or objects with ``.events``); ``left`` goes on the left.
+    plot
+        ``"sequence"``, ``"states"`` or ``"candidates"``.
+    titles
+        One title per side.
+    figsize
+        Figure size in inches; two projector-sized panels by default.
+    time_scale
+        Passed to the plot function (``"auto"``, ``"linear"`` or ``"symlog"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With two Axes, left and right.
+
+    Examples
+    --------
+    >>> from rtclab.trace import Trace
+    >>> tr = Trace(clock=lambda: 0.0)
+    >>> tr.record("caller", "call", "RTCPeerConnection", "ok", t_ms=0)
+    >>> fig = beside(tr.frame(), tr.frame(), plot="states")
+    >>> [ax.get_title(loc="left").splitlines()[0] for ax in fig.axes][:2]
+    ['rtclab', 'Chromium']
+    """
+    draw = {"sequence": sequence, "states": states, "candidates": candidates}.get(plot)
+    if draw is None:
+        raise ValueError(f"plot must be 'sequence', 'states' or 'candidates', not {plot!r}")
+    with plt.rc_context(_RC):
+        interactive = matplotlib.is_interactive()
+        fig, axes = plt.subplots(1, 2, figsize=figsize or (20.0, 7.0), layout="constrained")
+    _keep_interactive(interactive or matplotlib.is_interactive())
+    for ax, data, title in zip(axes, (left, right), titles):
+        draw(data, ax=ax, time_scale=time_scale)
+        ax.set_title(f"{title}\n{ax.get_title(loc='left')}", fontsize=FS_TITLE, loc="left")
+    return fig

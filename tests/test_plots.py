@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
+import rtclab  # noqa: E402
 from rtclab import plots  # noqa: E402
 from rtclab.trace import Trace, empty_frame  # noqa: E402
 
@@ -622,3 +623,17 @@ def test_long_quiet_run_gets_a_symlog_time_axis() -> None:
     assert forced.get_xscale() == "linear"
     with pytest.raises(ValueError, match="time_scale"):
         plots.candidates(tr.frame(), time_scale="bogus")
+
+
+def test_beside_draws_two_runs_with_their_titles() -> None:
+    """plots.beside puts two frames side by side with the same plot, each titled, and refuses an unknown plot."""
+    from rtclab import data
+
+    run = rtclab.run("article", seed=1)
+    chromium = data.chromium_trace("RTCPeerConnection-onnegotiationneeded/callee-addTrack-after-answer")
+    fig = plots.beside(run, chromium, plot="states", titles=("rtclab", "Chromium 156"))
+    titles = [ax.get_title(loc="left") for ax in fig.axes[:2]]
+    assert titles[0].startswith("rtclab\n") and titles[1].startswith("Chromium 156\n")
+    assert all(len(ax.patches) > 0 for ax in fig.axes[:2])  # state bands on both sides
+    with pytest.raises(ValueError, match="plot must be"):
+        plots.beside(run, chromium, plot="pie")
