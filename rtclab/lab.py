@@ -26,7 +26,7 @@ import pandas as pd
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import media
-from .metrics import compute_metrics, finalize_candidates
+from .metrics import finalize_candidates, metrics_from_rows
 from .peer import Peer
 from .signaling import Channel, Endpoint
 from .trace import Trace, save
@@ -507,7 +507,8 @@ def _finish(flow: str, p: dict[str, Any], trace: Trace | None, wall_s: float, er
         trace.record("network", "error", "runner", error_name(error), detail=str(error) or repr(error))
     finalize_candidates(trace)
     events = trace.frame()
-    metrics = compute_metrics(events, media=_flow_media(flow))
+    # from the recorded tuples: the same values as compute_metrics(events), without pandas filters
+    metrics = metrics_from_rows(trace.rows, media=_flow_media(flow))
     return Run(flow=flow, params=p, events=events, metrics=metrics, wall_s=wall_s)
 
 
