@@ -448,12 +448,13 @@ class _Watcher:
         pcs = [pc for app in self.apps.values() for pc in app.peers[-1:]]
         if len(pcs) != 2 or self.channel.in_flight:
             return False
-        for pc in pcs:
-            if pc.signalingState != "stable" or pc.remoteDescription is None or pc.localDescription is None:
+        for pc in pcs:  # cheapest first: Peer.localDescription re-serialises aiortc's SDP
+            if pc.signalingState != "stable":
                 return False
-            if "\nm=" in pc.remoteDescription["sdp"] or pc.remoteDescription["sdp"].startswith("m="):
+            remote = pc.remoteDescription
+            if remote is None or "\nm=" in remote["sdp"] or remote["sdp"].startswith("m="):
                 return False
-        return True
+        return all(pc.localDescription is not None for pc in pcs)
 
     async def wait(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
