@@ -44,7 +44,10 @@ other threads is unaffected; installation is reference counted):
 * module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder keeps a fixed speed
   (a negative ``cpu-used``, as aiortc asks; a positive one would let libvpx
   pick its speed by timing each encode on the wall clock) and one thread, so
-  frame sizes do not depend on machine load or core count.
+  frame sizes do not depend on machine load or core count; its temporal
+  denoiser is off (aiortc asks for ``noise-sensitivity`` 4: a filter for
+  camera noise, which a synthetic test pattern does not have, at about a
+  quarter of the encoder's time).
 * ``aiortc.rate.RateCounter``: the same 1 ms-bucket bitrate counter, whose
   buckets are created when first used instead of 1000 at every reset (each
   video receiver resets its counter at start and when packets pause).
@@ -1031,7 +1034,9 @@ class _PinnedEncoder:
     timing its own encodes on the wall clock (``vp8_auto_select_speed``), so
     frame sizes, and with them packet counts, would follow machine load. aiortc
     asks for -6; in a sim run the speed is kept fixed whatever is asked, and
-    encoding is single-threaded, so the same run gives the same packets.
+    encoding is single-threaded, so the same run gives the same packets. The
+    temporal denoiser (``noise-sensitivity``) is turned off: it smooths camera
+    noise, which the synthetic camera does not make, and costs encoder time.
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -1043,6 +1048,8 @@ class _PinnedEncoder:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "options" and isinstance(value, dict) and "cpu-used" in value:
             value = {**value, "cpu-used": str(-abs(int(value["cpu-used"])) or -6)}
+            if "noise-sensitivity" in value:
+                value["noise-sensitivity"] = "0"  # no temporal denoiser: a synthetic camera has no noise
         elif name == "thread_count":
             value = 1
         setattr(self._ctx, name, value)

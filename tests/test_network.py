@@ -699,3 +699,20 @@ def test_installed_versions_are_read_once(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(network, "SUPPORTED_AIOICE", "9.9.")
     with pytest.raises(SimVersionError, match="aioice"):
         network.check_versions()
+
+
+def test_sim_turns_the_vp8_temporal_denoiser_off() -> None:
+    """aiortc asks libvpx for noise-sensitivity 4; in a sim run the encoder gets 0, elsewhere 4."""
+    import aiortc.codecs.vpx as vpx
+
+    seen: dict[str, str] = {}
+
+    async def main() -> None:
+        ctx = vpx.av.CodecContext.create("libvpx", "w")
+        ctx.options = {"cpu-used": "-6", "noise-sensitivity": "4"}
+        seen["sim"] = dict(ctx.options)["noise-sensitivity"]
+
+    run_sim(main, SimNetwork())
+    ctx = vpx.av.CodecContext.create("libvpx", "w")
+    ctx.options = {"cpu-used": "-6", "noise-sensitivity": "4"}
+    assert seen == {"sim": "0"} and dict(ctx.options)["noise-sensitivity"] == "4"
