@@ -52,7 +52,6 @@ def test_pool_workers_freeze_their_imports_out_of_the_gc(fresh_pool) -> None:
     assert all(c > 10_000 for c in counts), counts
 
 
-@pytest.mark.xdist_group("dask")
 def test_sweep_on_a_dask_cluster_gives_the_local_rows(fresh_pool) -> None:
     """executor=client.get_executor(pure=False) on a 2-process LocalCluster: identical rows."""
     distributed = pytest.importorskip("dask.distributed")
