@@ -202,6 +202,169 @@ def _interleaved(before: Callable[[], contextlib.AbstractContextManager[None]], 
             "speedup": round(b / a, 2) if a else None}
 
 
+# -- direct measures of each change (less noisy than a whole trial on a loaded machine) ------------------
+
+
+def _pair_ms(before: Callable[[], float], after: Callable[[], float], n: int) -> dict[str, Any]:
+    """Interleaved medians of two callables that each return milliseconds."""
+    b: list[float] = []
+    a: list[float] = []
+    for i in range(n):
+        if i % 2:
+            a.append(after())
+            b.append(before())
+        else:
+            b.append(before())
+            a.append(after())
+    mb, ma = statistics.median(b), statistics.median(a)
+    return {"before": round(mb, 4), "after": round(ma, 4), "speedup": round(mb / ma, 1) if ma else None}
+
+
+def _captured_traces(n: int) -> list[list[tuple[Any, ...]]]:
+    rows: list[list[tuple[Any, ...]]] = []
+    finish = lab._finish
+
+    def spy(flow: str, p: dict[str, Any], trace: Any, wall_s: float, error: BaseException | None) -> Any:
+        result = finish(flow, p, trace, wall_s, error)
+        rows.append(list(trace.rows))
+        return result
+
+    with _swap(lab, "_finish", spy):
+        for seed in range(n):
+            rtclab.run("basic", seed=seed)
+        rtclab.run("basic", link_loss=1.0, deadline_s=120)
+    return rows
+
+
+def _direct_result_building(n: int) -> dict[str, Any]:
+    import _metrics_reference as reference
+
+    from rtclab.metrics import metrics_from_rows
+    from rtclab.trace import _rows_to_frame, _to_frame
+
+    traces = _captured_traces(5)
+
+    def old() -> float:
+        t = time.perf_counter()
+        for rows in traces:
+            reference.compute_metrics(_to_frame(rows))
+        return (time.perf_counter() - t) * 1000 / len(traces)
+
+    def new() -> float:
+        t = time.perf_counter()
+        for rows in traces:
+            _rows_to_frame(rows)
+            metrics_from_rows(rows)
+        return (time.perf_counter() - t) * 1000 / len(traces)
+
+    return {"frame_and_metrics_ms_per_run": _pair_ms(old, new, n), "rows_per_run": [len(r) for r in traces]}
+
+
+def _direct_rate_counter(n: int) -> dict[str, Any]:
+    import tracemalloc
+
+    import aiortc.rate
+
+    original = network._ORIGINALS[(id(aiortc.rate), "RateCounter")]
+
+    def timed(cls: type) -> Callable[[], float]:
+        def go() -> float:
+            counter = cls(1000, 8000)
+            t = time.perf_counter()
+            for _ in range(20):
+                counter.reset()
+            return (time.perf_counter() - t) * 1000 / 20
+        return go
+
+    def blocks(cls: type) -> int:
+        counter = cls(1000, 8000)
+        tracemalloc.start()
+        snap = tracemalloc.take_snapshot()
+        counter.reset()
+        grown = sum(s.count_diff for s in tracemalloc.take_snapshot().compare_to(snap, "filename") if s.count_diff > 0)
+        tracemalloc.stop()
+        return grown
+
+    return {"reset_ms": _pair_ms(timed(original), timed(network._LazyRateCounter), n),
+            "allocations_per_reset": {"before": blocks(original), "after": blocks(network._LazyRateCounter)}}
+
+
+def _direct_version_check(n: int) -> dict[str, Any]:
+    def go() -> float:
+        t = time.perf_counter()
+        network.check_versions()
+        return (time.perf_counter() - t) * 1000
+
+    def before() -> float:
+        with BEFORE["version_check"]():
+            return go()
+
+    return {"check_versions_ms": _pair_ms(before, go, n)}
+
+
+def _direct_watcher() -> dict[str, Any]:
+    """How often a short trial serialises a local SDP (aiortc's localDescription)."""
+    from aiortc import RTCPeerConnection
+
+    prop = RTCPeerConnection.__dict__["localDescription"]
+    reads = [0]
+
+    def counting(self: Any) -> Any:
+        reads[0] += 1
+        return prop.fget(self)
+
+    out: dict[str, Any] = {}
+    with _swap(RTCPeerConnection, "localDescription", property(counting)):
+        for label, ctx in (("before", BEFORE["watcher"]), ("after", contextlib.nullcontext)):
+            with ctx():
+                reads[0] = 0
+                _short()
+                out[label] = reads[0]
+    return {"sdp_serialisations_per_short_trial": out}
+
+
+def _direct_gc_freeze(n: int) -> dict[str, Any]:
+    """Time spent in full (generation 2) collections per short trial, imports frozen or not."""
+    spent = [0.0]
+    started = [0.0]
+    counts = {"before": 0, "after": 0}
+    label = ["after"]
+    trials = 100  # a full collection comes about once in 150 short trials
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                spent[0] += time.perf_counter() - started[0]
+                counts[label[0]] += 1
+
+    def per_trial() -> float:
+        spent[0] = 0.0
+        for _ in range(trials):
+            _short()
+        return spent[0] * 1000 / trials
+
+    def before() -> float:
+        label[0] = "before"
+        try:
+            with _gc_unfrozen():
+                return per_trial()
+        finally:
+            label[0] = "after"
+
+    gc.callbacks.append(callback)
+    try:
+        pairs = [(before(), per_trial()) if i % 2 == 0 else tuple(reversed((per_trial(), before()))) for i in range(n)]
+        out = {"gen2_gc_ms_per_trial": {"before": round(statistics.mean(p[0] for p in pairs), 3),
+                                        "after": round(statistics.mean(p[1] for p in pairs), 3)}}
+    finally:
+        gc.callbacks.remove(callback)
+    out["gen2_collections"] = {k: v for k, v in counts.items()}
+    out["trials_each"] = n * trials
+    return out
+
+
 def _sweep_pool(trials: int, rounds: int) -> dict[str, Any]:
     """A 2-process sweep with the pool kept (after a first sweep) vs a new pool per sweep."""
     from rtclab import sweeps
@@ -245,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["ice_failure"] = _interleaved(before, _ice_failure, n_fail)
         if name == "media":
             results[name]["call_60s"] = _interleaved(before, _call_60s, n_call)
+        direct = {
+            "result_building": lambda: _direct_result_building(n_short),
+            "rate_counter": lambda: _direct_rate_counter(n_short),
+            "version_check": lambda: _direct_version_check(n_short),
+            "watcher": _direct_watcher,
+            "gc_freeze": lambda: _direct_gc_freeze(1 if n_short < 10 else 2),
+        }.get(name)
+        if direct is not None:
+            results[name]["direct"] = direct()
         print(f"[changes] {name}: {json.dumps(results[name])}", flush=True)
     print("[changes] all …", flush=True)
     results["all"] = {
