@@ -65,3 +65,26 @@ def test_sweep_on_a_dask_cluster_gives_the_local_rows(fresh_pool) -> None:
     assert list(remote["trial"]) == list(range(12))
     assert set(remote["outcome"]) == {"connected"}
     assert len(frozen) == 2 and all(c > 10_000 for c in frozen.values()), frozen
+
+
+def test_a_kept_pool_does_not_keep_python_from_exiting() -> None:
+    """A script that sweeps on 2 workers and ends exits cleanly: the pool is closed at exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import rtclab, rtclab.sweeps as s\n"
+        "if __name__ == '__main__':\n"
+        "    df = rtclab.sweep('basic', trials=2, workers=2, progress=False)\n"
+        "    pids = [p.pid for p in s._pool_state['pool']._processes.values()]\n"
+        "    print(len(df), *pids)\n"
+    ) % str(root)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n, *pids = proc.stdout.split()
+    assert n == "2" and len(pids) == 2
+    for pid in pids:  # the workers are gone too
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
