@@ -163,8 +163,8 @@ def sweep(
                     for row in pool.map(_trial, runnable, chunksize=max(1, len(runnable) // (n * 8))):
                         rows.append(row)
                         bar.update(1)
-                except concurrent.futures.BrokenExecutor:
-                    shutdown()  # a worker died: the next sweep starts a fresh pool
+                except BaseException:  # a worker died, or Ctrl-C: no queued trial outlives this sweep
+                    _close(wait=False)  # the next sweep starts a fresh pool
                     raise
     finally:
         bar.close()
@@ -184,7 +184,7 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """The kept worker pool, (re)started when missing or of another size."""
     with _pool_lock:
         pool = _pool_state["pool"]
-        if pool is not None and _pool_state["workers"] == workers:
+        if pool is not None and _pool_state["workers"] == workers and not getattr(pool, "_broken", False):
             return pool
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -205,11 +205,15 @@ def shutdown() -> None:
     >>> import rtclab.sweeps
     >>> rtclab.sweeps.shutdown()
     """
+    _close(wait=True)
+
+
+def _close(wait: bool) -> None:
     with _pool_lock:
         pool = _pool_state["pool"]
         _pool_state.update(pool=None, workers=0)
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 atexit.register(shutdown)

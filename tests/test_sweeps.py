@@ -88,3 +88,23 @@ def test_a_kept_pool_does_not_keep_python_from_exiting() -> None:
     assert n == "2" and len(pids) == 2
     for pid in pids:  # the workers are gone too
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_a_kept_pool_whose_worker_died_is_replaced(fresh_pool) -> None:
+    """If a kept worker dies between sweeps, the next sweep starts a new pool and gives the same rows."""
+    import os
+    import signal
+    import time
+
+    first = rtclab.sweep("counteroffer", workers=2, **KW)
+    pool = sweeps._pool_state["pool"]
+    victim = next(iter(pool._processes.values()))  # type: ignore[attr-defined]
+    os.kill(victim.pid, signal.SIGKILL)
+    for _ in range(600):  # bounded poll: the executor notices the dead worker
+        if getattr(pool, "_broken", False):
+            break
+        time.sleep(0.05)
+    assert pool._broken  # type: ignore[attr-defined]
+    again = rtclab.sweep("counteroffer", workers=2, **KW)
+    assert sweeps._pool_state["pool"] is not pool
+    _same_rows(first, again)
