@@ -5,8 +5,9 @@ colour conversion per frame): each frame is one slice copy of a precomputed,
 twice-as-wide pattern into a reused buffer. 320x240 is the default picture;
 on the simulated network runs use :data:`SIM_VIDEO` (160x120) unless asked
 otherwise (``rtclab.run(..., sim_video=(320, 240))``), which quarters the
-encoder's and decoder's work. The microphone plays a quiet sine tone. Both pace themselves with aiortc's own clock helpers, so in a
-simulated run they follow the virtual clock.
+encoder's and decoder's work. The microphone plays a quiet sine tone. Both
+pace themselves with aiortc's own clock helpers, so in a simulated run they
+follow the virtual clock.
 
 :func:`getUserMedia` returns the tracks an app would get from the browser call
 of the same name. The first decoded remote frame is recorded by
