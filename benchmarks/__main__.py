@@ -1,14 +1,22 @@
 """rtclab benchmarks: ``python -m benchmarks [--quick] [--out DIR] [--only NAME ...]``.
 
-Measures, side by side in one process (and one pair of worker processes for
-throughput), and writes ``DIR/results.json`` plus ``DIR/summary.md``:
+Measures, side by side in one process where figures are compared, and writes
+``DIR/results.json`` plus ``DIR/summary.md``, with the load average (1, 5 and
+15 min) before and after every benchmark and the whole run, and a table of the
+performance goals of issue #16 against the figures measured:
 
-* ``real_overhead``: a bare aiortc pair vs ``rtclab.run("basic", network="real")``
-  on this machine's UDP sockets: median connect and first-frame times and the
-  instrumentation overhead ratio;
+* ``real_overhead``: on this machine's UDP sockets, interleaved: a bare aiortc
+  pair with every candidate in the descriptions (as aiortc's examples do) and
+  ``rtclab.run("basic", network="real")``; in the rtclab runs, the
+  instrumentation cost (wall time spent recording rows, inside
+  ``Trace.record``) is reported apart from aioice's check scheduling (read
+  from the pair-check rows: trickled candidates wait for aioice's next 20 ms
+  check tick, and nomination comes a tick after the first success);
 * ``sim``: wall time of a 60 s virtual video call, of an ICE failure (all packets
-  dropped) in virtual and wall time, short-trial throughput with one and two
-  processes, and the same short call on the real network;
+  dropped) in virtual and wall time, the short-trial median and throughput on
+  one process, and the same short call on the real network;
+* ``sweep``: a 200-trial ``rtclab.sweep`` on 2 worker processes, pool warm
+  (kept from a first sweep, as between two sweeps in a notebook);
 * ``flows``: per flow and topology, median connect, first frame and
   answer-to-media over seeded sim trials;
 * ``answer``: median ``answer_to_media_ms`` of ``counteroffer`` vs
@@ -16,11 +24,16 @@ throughput), and writes ``DIR/results.json`` plus ``DIR/summary.md``:
   latencies 10, 50 and 200 ms, and ``vanilla`` vs trickle connect times;
 * ``chaos``: success rate of every flow under heavy signaling impairment and
   media-path loss;
-* ``course``: the whole course under ``pytest --nbval``;
+* ``course``: the whole course under ``pytest --nbval`` (the configured
+  ``-n 2`` workers);
 * ``server``: ``rtclab serve`` holding 200 users, then a flood from a client
   that never reads and a slow reader: normal users' delivery latency (quiet,
   storm, after), user-list messages per join, server RSS
-  (:mod:`benchmarks.server_load`).
+  (:mod:`benchmarks.server_load`);
+* ``suite``: the whole test suite, the README's command (``python -m pytest``).
+
+What each #16 change saved against the code before it, measured interleaved in
+one process, is ``python -m benchmarks.changes`` (``changes.json``).
 
 No figure here is asserted by a test: timing belongs in this report.
 """
@@ -107,27 +120,77 @@ async def _bare_pair() -> tuple[float, float]:
     return max(connected.values()) * 1000, max(first.values()) * 1000
 
 
+def _check_waits(events: Any) -> tuple[float, float]:
+    """aioice's scheduling in one rtclab frame, from its pair-check rows.
+
+    aioice checks one pair per 20 ms tick: candidates that arrive while its
+    check loop sleeps wait for the next tick (last candidate added -> first
+    check sent), and the pair is nominated on a later tick (first check
+    succeeded -> ICE completed).
+    """
+    ice = events[events["kind"] == "ice"]
+    added = ice.loc[(ice["name"] == "candidate") & (ice["value"] == "added"), "t_ms"]
+    checks = ice.loc[(ice["name"] == "pair") & (ice["value"] == "in-progress"), "t_ms"]
+    ok = ice.loc[(ice["name"] == "pair") & (ice["value"] == "succeeded"), "t_ms"]
+    done = events.loc[(events["name"] == "iceConnectionState") & (events["value"] == "completed"), "t_ms"]
+    if not len(checks) or not len(ok) or not len(done):
+        return float("nan"), float("nan")
+    before = added[added <= checks.min()]
+    first_wait = float(checks.min() - before.max()) if len(before) else float("nan")
+    return first_wait, float(done.min() - ok.min())
+
+
 def bench_real_overhead(n: int) -> dict[str, Any]:
     import rtclab
+    from rtclab.trace import Trace
 
-    bare_c, bare_f, lab_c, lab_f = [], [], [], []
-    for _ in range(n):  # interleaved, so both see the same machine load
-        c, f = asyncio.run(_bare_pair())
-        bare_c.append(c)
-        bare_f.append(f)
-        r = rtclab.run("basic", network="real", signaling_latency_ms=0, candidate_interval_ms=0)
-        lab_c.append(float(r.metrics["t_connected_ms"]))
-        lab_f.append(float(r.metrics["t_first_frame_ms"]))
+    record = Trace.record
+    in_record = [0.0]
+
+    def timed_record(self: Trace, *args: Any, **kwargs: Any) -> None:
+        t = time.perf_counter()
+        try:
+            record(self, *args, **kwargs)
+        finally:
+            in_record[0] += time.perf_counter() - t
+
+    bare_c, bare_f, lab_c, lab_f, recording, first_wait, nominate_wait = [], [], [], [], [], [], []
+    for i in range(n):  # interleaved (alternating who goes first), so both see the same machine load
+        for which in (("bare", "rtclab"), ("rtclab", "bare"))[i % 2]:
+            if which == "rtclab":
+                in_record[0] = 0.0
+                Trace.record = timed_record  # type: ignore[method-assign]
+                try:
+                    r = rtclab.run("basic", network="real", signaling_latency_ms=0, candidate_interval_ms=0)
+                finally:
+                    Trace.record = record  # type: ignore[method-assign]
+                lab_c.append(float(r.metrics["t_connected_ms"]))
+                lab_f.append(float(r.metrics["t_first_frame_ms"]))
+                recording.append(in_record[0] * 1000)
+                w1, w2 = _check_waits(r.events)
+                first_wait.append(w1)
+                nominate_wait.append(w2)
+            else:
+                c, f = asyncio.run(_bare_pair())
+                bare_c.append(c)
+                bare_f.append(f)
     out = {
         "runs": n,
         "bare_connect_ms": _median(bare_c),
         "bare_first_frame_ms": _median(bare_f),
         "rtclab_connect_ms": _median(lab_c),
         "rtclab_first_frame_ms": _median(lab_f),
+        "recording_ms_per_run": _median(recording),
+        "aioice_wait_for_first_check_ms": _median(first_wait),
+        "aioice_wait_for_nomination_ms": _median(nominate_wait),
     }
     out["overhead_ratio_connect"] = round(out["rtclab_connect_ms"] / out["bare_connect_ms"], 2)
     out["overhead_ratio_first_frame"] = round(out["rtclab_first_frame_ms"] / out["bare_first_frame_ms"], 2)
-    out["note"] = "rtclab adds trickle (candidate events 0 ms apart here), the operations chain, probes and recording; signaling latency set to 0"
+    out["note"] = ("recording = wall time inside Trace.record per rtclab run (the instrumentation proper); "
+                   "aioice_wait_for_first_check = last trickled candidate added -> first pair check (aioice checks "
+                   "on a 20 ms tick; a bare pair has every candidate before its check loop starts); "
+                   "aioice_wait_for_nomination = first check succeeded -> ICE completed; "
+                   "signaling latency and candidate interval 0")
     return out
 
 
@@ -135,32 +198,29 @@ def bench_real_overhead(n: int) -> dict[str, Any]:
 
 
 def bench_sim(n: int) -> dict[str, Any]:
-    import concurrent.futures
-    import multiprocessing
-
     import rtclab
+
     out: dict[str, Any] = {}
+    for _ in range(3):
+        short_trial(0)  # warm imports and caches
     t = time.perf_counter()
     long = rtclab.run("basic", hold_s=60.0, deadline_s=120)
     out["call_60s_virtual_s"] = round(float(long.events["t_ms"].max()) / 1000, 1)
     out["call_60s_wall_s"] = round(time.perf_counter() - t, 2)
     out["call_60s_outcome"] = long.outcome
-    t = time.perf_counter()
-    r = rtclab.run("basic", link_loss=1.0, deadline_s=120)
-    fail_wall = time.perf_counter() - t
+    out["call_60s_video"] = "x".join(map(str, long.params["sim_video"]))
+    fails = []
+    for _ in range(max(3, n // 4)):
+        t = time.perf_counter()
+        r = rtclab.run("basic", link_loss=1.0, deadline_s=120)
+        fails.append(time.perf_counter() - t)
     ice = r.events[(r.events["name"] == "iceConnectionState") & (r.events["value"] == "failed")]
     out["ice_failure_virtual_s"] = round(float(ice["t_ms"].min()) / 1000, 2) if len(ice) else None
-    out["ice_failure_wall_s"] = round(fail_wall, 2)
+    out["ice_failure_wall_ms_median"] = round(statistics.median(fails) * 1000, 1)
     out["ice_failure_outcome"] = r.outcome
     walls = [short_trial(s) for s in range(n)]
     out["short_trial_wall_ms_median"] = round(statistics.median(walls) * 1000, 1)
     out["trials_per_s_1proc"] = round(n / sum(walls), 2)
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
-        list(pool.map(short_trial, range(2)))  # warm up both workers (imports)
-        t = time.perf_counter()
-        list(pool.map(short_trial, range(n, 3 * n)))
-        out["trials_per_s_2proc"] = round(2 * n / (time.perf_counter() - t), 2)
     reals = []
     for _ in range(max(3, n // 4)):
         t = time.perf_counter()
@@ -168,6 +228,29 @@ def bench_sim(n: int) -> dict[str, Any]:
         reals.append(time.perf_counter() - t)
     out["same_call_real_wall_ms_median"] = round(statistics.median(reals) * 1000, 1)
     return out
+
+
+def bench_sweep(trials: int) -> dict[str, Any]:
+    """A sweep on 2 worker processes whose pool is warm (kept from a first sweep)."""
+    import rtclab
+    from rtclab import sweeps
+
+    sweeps.shutdown()
+    t = time.perf_counter()
+    rtclab.sweep("basic", trials=8, workers=2, progress=False)  # starts the pool; workers import once
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    df = rtclab.sweep("basic", trials=trials, workers=2, progress=False, seed=1)
+    wall = time.perf_counter() - t
+    sweeps.shutdown()
+    return {
+        "trials": trials,
+        "workers": 2,
+        "first_sweep_of_8_s": round(cold, 2),
+        "warm_wall_s": round(wall, 2),
+        "warm_trials_per_s": round(trials / wall, 1),
+        "outcomes": df["outcome"].value_counts().to_dict(),
+    }
 
 
 def bench_flows(n: int) -> dict[str, Any]:
@@ -229,29 +312,73 @@ def bench_chaos(n: int) -> dict[str, Any]:
     return out
 
 
-def bench_course() -> dict[str, Any]:
+def _pytest(*args: str) -> dict[str, Any]:
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT, capture_output=True, text=True)
     return {"wall_s": round(time.perf_counter() - t, 1), "exit_code": proc.returncode,
+            "command": " ".join(["python -m pytest -q", *args]),
             "last_line": (proc.stdout.strip().splitlines() or [""])[-1]}
 
 
+def bench_course() -> dict[str, Any]:
+    return _pytest("notebooks")
+
+
+def bench_suite() -> dict[str, Any]:
+    return _pytest()
+
+
 BENCHES = {
-    "real_overhead": lambda q: bench_real_overhead(6 if q else 20),
-    "sim": lambda q: bench_sim(8 if q else 24),
+    "real_overhead": lambda q: bench_real_overhead(6 if q else 21),
+    "sim": lambda q: bench_sim(8 if q else 40),
+    "sweep": lambda q: bench_sweep(40 if q else 200),
     "flows": lambda q: bench_flows(3 if q else 10),
     "answer": lambda q: bench_answer(6 if q else 50),
     "chaos": lambda q: bench_chaos(3 if q else 20),
     "course": lambda q: bench_course(),
     "server": lambda q: bench_server(50 if q else 200, 3.0 if q else 5.0),
+    "suite": lambda q: bench_suite(),
 }
+
+#: issue #16's goals: (benchmark, figure, comparison, bound, unit)
+GOALS = [
+    ("sim", "short_trial_wall_ms_median", "<=", 20, "ms"),
+    ("sim", "call_60s_wall_s", "<", 2, "s"),
+    ("sim", "ice_failure_wall_ms_median", "<", 25, "ms"),
+    ("sweep", "warm_trials_per_s", ">=", 80, "trials/s"),
+    ("course", "wall_s", "<", 30, "s"),
+    ("suite", "wall_s", "<", 180, "s"),
+]
+
+
+def _goals(benchmarks: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for bench, figure, op, bound, unit in GOALS:
+        value = benchmarks.get(bench, {}).get(figure)
+        met = None if value is None else (value <= bound if op == "<=" else value < bound if op == "<" else value >= bound)
+        rows.append({"figure": f"{bench}.{figure}", "goal": f"{op} {bound} {unit}", "measured": value, "met": met})
+    return rows
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _markdown(results: dict[str, Any]) -> str:
-    lines = ["# rtclab benchmark results", "", f"machine: {results['machine']}", f"command: `{results['command']}`", ""]
+    lines = ["# rtclab benchmark results", "", f"machine: {results['machine']}", f"command: `{results['command']}`",
+             f"load average (1/5/15 min): {results.get('load_average_before')} before, {results.get('load_average_after')} after",
+             f"wall time of the whole run: {results.get('wall_s')} s", ""]
+    if results.get("goals"):
+        lines += ["## goals (#16)", "", "| figure | goal | measured | met |", "|---|---|---|---|"]
+        lines += [f"| {g['figure']} | {g['goal']} | {g['measured']} | {g['met']} |" for g in results["goals"]]
+        lines.append("")
     for name, res in results["benchmarks"].items():
         lines.append(f"## {name}")
         lines.append("")
+        if isinstance(res, dict) and "load_average_before_after" in res:
+            res = dict(res)
+            before, after = res.pop("load_average_before_after")
+            lines += [f"load average: {before} before, {after} after", ""]
         if isinstance(res, dict) and all(isinstance(v, dict) for v in res.values()):
             keys = sorted({k for v in res.values() for k in v})
             lines.append("| case | " + " | ".join(keys) + " |")
@@ -288,11 +415,19 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "benchmarks": dict(previous),
     }
+    results["load_average_before"] = _load()
+    start = time.perf_counter()
     for name in ns.only or list(BENCHES):
         t = time.perf_counter()
         print(f"[bench] {name} …", flush=True)
-        results["benchmarks"][name] = BENCHES[name](ns.quick)
-        print(f"[bench] {name} done in {time.perf_counter() - t:.1f} s: {json.dumps(results['benchmarks'][name])[:300]}", flush=True)
+        load_before = _load()
+        res = BENCHES[name](ns.quick)
+        res["load_average_before_after"] = [load_before, _load()]
+        results["benchmarks"][name] = res
+        print(f"[bench] {name} done in {time.perf_counter() - t:.1f} s: {json.dumps(res)[:300]}", flush=True)
+    results["load_average_after"] = _load()
+    results["wall_s"] = round(time.perf_counter() - start, 1)
+    results["goals"] = _goals(results["benchmarks"])
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "summary.md").write_text(_markdown(results))
     print(f"written {out / 'results.json'} and {out / 'summary.md'}")

@@ -26,7 +26,7 @@ import pandas as pd
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import media
-from .metrics import compute_metrics, finalize_candidates
+from .metrics import finalize_candidates, metrics_from_rows
 from .peer import Peer
 from .signaling import Channel, Endpoint
 from .trace import Trace, save
@@ -62,7 +62,11 @@ DEFAULTS: dict[str, Any] = {
     "emulate": True,
     "hold_s": 0.0,
     "cut_at_s": None,
+    "sim_video": media.SIM_VIDEO,
 }
+
+#: The camera's picture on the real network (``sim_video`` applies to the sim only).
+REAL_VIDEO: tuple[int, int] = (320, 240)
 
 NAT_TYPES = ("full-cone", "restricted", "port-restricted", "symmetric")
 DEADLINE_SIM_S = 90.0
@@ -119,8 +123,12 @@ class App:
     ``app.on_message(handler)``, ``await app.user.answer()``.
     """
 
-    def __init__(self, actor: str, trace: Trace, endpoint: Endpoint, user: User, *, peer_options: dict[str, Any]) -> None:
+    def __init__(
+        self, actor: str, trace: Trace, endpoint: Endpoint, user: User, *, peer_options: dict[str, Any],
+        video_size: tuple[int, int] = REAL_VIDEO,
+    ) -> None:
         self.actor = actor
+        self.video_size = video_size
         self.trace = trace
         self.endpoint = endpoint
         self.user = user
@@ -142,7 +150,7 @@ class App:
 
     def getUserMedia(self, *, video: bool = True, audio: bool = False) -> list[MediaStreamTrack]:  # noqa: N802
         """Synthetic camera/microphone tracks (recorded as a ``call`` row)."""
-        tracks = media.getUserMedia(video=video, audio=audio)
+        tracks = media.getUserMedia(video=video, audio=audio, video_size=self.video_size)
         self.tracks.extend(tracks)
         self.trace.record(self.actor, "call", "getUserMedia", "ok", detail=",".join(t.kind for t in tracks))
         return tracks
@@ -266,6 +274,13 @@ def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("nat as a pair must have two entries: (caller, callee)")
     if not isinstance(out["hold_s"], (int, float)) or out["hold_s"] < 0:
         raise ValueError(f"hold_s must be >= 0 seconds, got {out['hold_s']!r}")
+    size = out["sim_video"]
+    if (
+        not isinstance(size, (tuple, list)) or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 4096 and v % 2 == 0 for v in size)
+    ):
+        raise ValueError(f"sim_video must be a (width, height) pair of even pixel counts, e.g. (320, 240); got {size!r}")
+    out["sim_video"] = tuple(size)
     if out["cut_at_s"] is not None and out["network"] != "sim":
         raise ValueError("cut_at_s (cutting the media path) needs network='sim'")
     if out["deadline_s"] is None:
@@ -349,7 +364,11 @@ async def _play(
         "rollback": emulate,
     }
     users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
-    apps = {a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options) for a in ("caller", "callee")}
+    video_size = tuple(p["sim_video"]) if net is not None else REAL_VIDEO
+    apps = {
+        a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options, video_size=video_size)  # type: ignore[arg-type]
+        for a in ("caller", "callee")
+    }
     loop = asyncio.get_running_loop()
     watcher = _Watcher(trace, apps, channel, spec, hold_s=float(p["hold_s"]))
     if net is not None and p["cut_at_s"] is not None:
@@ -448,12 +467,13 @@ class _Watcher:
         pcs = [pc for app in self.apps.values() for pc in app.peers[-1:]]
         if len(pcs) != 2 or self.channel.in_flight:
             return False
-        for pc in pcs:
-            if pc.signalingState != "stable" or pc.remoteDescription is None or pc.localDescription is None:
+        for pc in pcs:  # cheapest first: Peer.localDescription re-serialises aiortc's SDP
+            if pc.signalingState != "stable":
                 return False
-            if "\nm=" in pc.remoteDescription["sdp"] or pc.remoteDescription["sdp"].startswith("m="):
+            remote = pc.remoteDescription
+            if remote is None or "\nm=" in remote["sdp"] or remote["sdp"].startswith("m="):
                 return False
-        return True
+        return all(pc.localDescription is not None for pc in pcs)
 
     async def wait(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -507,7 +527,8 @@ def _finish(flow: str, p: dict[str, Any], trace: Trace | None, wall_s: float, er
         trace.record("network", "error", "runner", error_name(error), detail=str(error) or repr(error))
     finalize_candidates(trace)
     events = trace.frame()
-    metrics = compute_metrics(events, media=_flow_media(flow))
+    # from the recorded tuples: the same values as compute_metrics(events), without pandas filters
+    metrics = metrics_from_rows(trace.rows, media=_flow_media(flow))
     return Run(flow=flow, params=p, events=events, metrics=metrics, wall_s=wall_s)
 
 
@@ -530,7 +551,10 @@ async def arun(flow: str, **params: Any) -> Run:
         callee)`` pair), ``stun``, ``turn``, ``signaling_latency_ms``,
         ``jitter_ms``, ``reorder``, ``loss``, ``duplicate``,
         ``answer_delay_ms``, ``candidate_interval_ms``, ``deadline_s``,
-        ``link_latency_ms``, ``link_loss``, ``record_packets``, ``emulate``.
+        ``link_latency_ms``, ``link_loss``, ``record_packets``, ``emulate``,
+        ``hold_s``, ``cut_at_s``, ``sim_video`` (the camera's ``(width,
+        height)`` on the simulated network: 160x120 by default, to keep long
+        calls cheap; ``(320, 240)`` is the real network's picture).
 
     Examples
     --------

@@ -1,7 +1,10 @@
 """Outcome and metrics of a run, derived from its event frame alone.
 
 Because they read nothing but the frame, they work as well on a CSV loaded
-with :func:`rtclab.load` as on a live run.
+with :func:`rtclab.load` as on a live run. They are computed in plain Python
+over the frame's rows (a run's result is built from its recorded tuples before
+any frame exists: :func:`metrics_from_rows`), so the same code gives the same
+values either way.
 
 Outcomes
 --------
@@ -34,23 +37,38 @@ one round trip, no new candidates) plus the first frame of its camera; in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from .trace import Trace
+from .trace import ACTORS, COLUMNS, KINDS, Trace
 
-__all__ = ["compute_metrics", "finalize_candidates", "outcome"]
+__all__ = ["compute_metrics", "finalize_candidates", "metrics_from_rows", "outcome"]
 
 SIDES = ("caller", "callee")
 
 
-def _first(df: pd.DataFrame, **match: str) -> float:
-    mask = pd.Series(True, index=df.index)
-    for col, val in match.items():
-        mask &= df[col] == val
-    hit = df.loc[mask, "t_ms"]
-    return float(hit.iloc[0]) if len(hit) else math.nan
+#: a row as the metrics read it: (t_ms, actor, kind, name, value, prev, ref, detail)
+_Row = Sequence[Any]
+_NAN = math.nan
+_ACTOR_SET = frozenset(ACTORS)
+_KIND_SET = frozenset(KINDS)
+
+
+def _frame_rows(events: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """The frame's rows as plain tuples, in frame order."""
+    if len(events) == 0:
+        return []
+    return list(zip(*(events[c].tolist() for c in COLUMNS)))
+
+
+def _actor_order(events: pd.DataFrame) -> list[Any]:
+    """The order in which a groupby on ``actor`` lists actors (category order)."""
+    actor = events["actor"]
+    if isinstance(actor.dtype, pd.CategoricalDtype):
+        return list(actor.cat.categories)
+    return sorted(set(actor.dropna().tolist()))
 
 
 def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
@@ -62,79 +80,97 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
     >>> outcome(empty_frame())
     ('timeout', 'nothing happened')
     """
-    df = events
-    if len(df) == 0:
+    return _outcome(_frame_rows(events), media, _actor_order(events))
+
+
+def _outcome(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> tuple[str, str]:
+    if not rows:
         return "timeout", "nothing happened"
-    state = df[df["kind"] == "state"]
-    conn = state[state["name"] == "connectionState"]
-    connected = {a for a in SIDES if ((conn["actor"] == a) & (conn["value"] == "connected")).any()}
-    failed = conn[conn["value"] == "failed"]
-    errors = df[df["kind"] == "error"]
-    runner = errors[errors["name"] == "runner"]
-    if len(runner):
-        r = runner.iloc[0]
-        return "error", f"{r['value']}: {r['detail']}"[:200]
+    connected: set[str] = set()
+    failed_actor: Any = None
+    runner: _Row | None = None
+    api_error: _Row | None = None
+    tracks: dict[Any, set[str]] = {}
+    frames: set[tuple[Any, str]] = set()
+    hangup = False
+    lost: list[_Row] = []
+    for row in rows:
+        _t, actor, kind, name, value = row[:5]
+        if kind == "state":
+            if name == "connectionState":
+                if value == "connected" and actor in SIDES:
+                    connected.add(actor)
+                elif value == "failed" and failed_actor is None:
+                    failed_actor = actor
+        elif kind == "error":
+            if name == "runner":
+                if runner is None:
+                    runner = row
+            elif name != "deadline" and api_error is None:
+                api_error = row
+        elif kind == "media":
+            if name == "track":
+                tracks.setdefault(actor, set()).add(value)
+            elif name == "first-frame":
+                frames.add((actor, value))
+        elif kind == "user":
+            if name == "click" and value == "hangup":
+                hangup = True
+        elif kind == "ice" and name == "candidate" and value == "lost":
+            lost.append(row)
+    if runner is not None:
+        return "error", f"{runner[4]}: {runner[7]}"[:200]
     if connected == set(SIDES):
         if not media:
             return "connected", "both peers connected"
-        tracks = df[(df["kind"] == "media") & (df["name"] == "track")]
-        frames = df[(df["kind"] == "media") & (df["name"] == "first-frame")]
-        if len(tracks) == 0:
+        if not tracks:
             return "no-media", "connected, but no media track was negotiated"
-        missing = [
-            f"{a} {k}"
-            for a in SIDES
-            for k in set(tracks.loc[tracks["actor"] == a, "value"])
-            if not ((frames["actor"] == a) & (frames["value"] == k)).any()
-        ]
+        missing = [f"{a} {k}" for a in SIDES for k in tracks.get(a, ()) if (a, k) not in frames]
         if missing:
             return "no-media", "connected, but no frame received: " + ", ".join(sorted(missing))
-        return "connected", "media flows both ways" if all((tracks["actor"] == a).any() for a in SIDES) else "media flows one way"
-    hangup = df[(df["kind"] == "user") & (df["name"] == "click") & (df["value"] == "hangup")]
-    if len(hangup):
+        return "connected", "media flows both ways" if all(a in tracks for a in SIDES) else "media flows one way"
+    if hangup:
         return "failed", "hung up by the user before the call connected"
-    if _nothing_negotiated(df):
+    if _nothing_negotiated(rows):
         return "no-media", "nothing to negotiate: the offer was created before any track was added"
-    api_errors = errors[~errors["name"].isin(["deadline", "runner"])]
-    lost = df[(df["kind"] == "ice") & (df["name"] == "candidate") & (df["value"] == "lost")]
-    if len(failed):
-        who = failed.iloc[0]["actor"]
-        if len(lost):
+    if failed_actor is not None:
+        who = failed_actor
+        if lost:
             return "failed", f"candidates lost before peer connection existed ({_n_lost(lost)}); {who} ICE failed"
-        if len(api_errors):
-            e = api_errors.iloc[0]
-            return "failed", f"{e['value']} in {e['name']}; {who} connection failed"
+        if api_error is not None:
+            return "failed", f"{api_error[4]} in {api_error[3]}; {who} connection failed"
         return "failed", f"{who} connection failed (ICE found no working pair)"
-    if len(api_errors):
-        e = api_errors.iloc[0]
-        return "failed", f"{e['value']} in {e['name']}"
-    if len(lost):
+    if api_error is not None:
+        return "failed", f"{api_error[4]} in {api_error[3]}"
+    if lost:
         return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); still checking at the deadline"
-    return "timeout", "deadline reached while " + _where(df)
+    return "timeout", "deadline reached while " + _where(rows, actor_order)
 
 
-def _n_lost(lost: pd.DataFrame) -> str:
-    n = int((~lost["ref"].str.endswith(":end")).sum())
-    end = " and end-of-candidates" if lost["ref"].str.endswith(":end").any() else ""
+def _n_lost(lost: Sequence[_Row]) -> str:
+    n = sum(1 for r in lost if not r[6].endswith(":end"))
+    end = " and end-of-candidates" if any(r[6].endswith(":end") for r in lost) else ""
     return f"{n} lost{end}"
 
 
-def _where(df: pd.DataFrame) -> str:
-    deadline = df[(df["kind"] == "error") & (df["name"] == "deadline")]
-    if len(deadline):  # the state at the deadline, not after the clean-up that follows it
-        df = df[df["t_ms"] < float(deadline["t_ms"].iloc[0])]
-    state = df[(df["kind"] == "state") & (df["name"] == "iceConnectionState")]
-    if len(state):
-        last = state.groupby("actor", observed=True)["value"].last()
-        return ", ".join(f"{a} ICE {v}" for a, v in last.items())
+def _where(rows: Sequence[_Row], actor_order: Sequence[Any]) -> str:
+    deadline = next((r[0] for r in rows if r[2] == "error" and r[3] == "deadline"), None)
+    if deadline is not None:  # the state at the deadline, not after the clean-up that follows it
+        rows = [r for r in rows if r[0] < deadline]
+    last: dict[Any, str] = {}
+    for r in rows:
+        if r[2] == "state" and r[3] == "iceConnectionState":
+            last[r[1]] = r[4]
+    if last:
+        return ", ".join(f"{a} ICE {last[a]}" for a in actor_order if a in last)
     return "nothing connected"
 
 
-def _nothing_negotiated(df: pd.DataFrame) -> bool:
-    srd = df[(df["kind"] == "call") & (df["name"] == "setRemoteDescription") & (df["value"] == "ok")]
-    if not set(SIDES) <= set(srd["actor"]):
+def _nothing_negotiated(rows: Sequence[_Row]) -> bool:
+    srd = [r for r in rows if r[2] == "call" and r[3] == "setRemoteDescription" and r[4] == "ok"]
+    if not set(SIDES) <= {r[1] for r in srd}:
         return False
-    return bool(srd["detail"].str.contains(r"m=\[\]", regex=True).all())
+    return all("m=[]" in r[7] for r in srd)
 
 
 def finalize_candidates(trace: Trace) -> None:
@@ -172,52 +208,118 @@ def compute_metrics(events: pd.DataFrame, *, media: bool = True) -> pd.Series:
     >>> m["outcome"], m["candidates_gathered"]
     ('timeout', 0)
     """
-    df = events
+    return pd.Series(_metrics(_frame_rows(events), media, _actor_order(events)), dtype=object)
+
+
+def metrics_from_rows(rows: Iterable[_Row], *, media: bool = True) -> pd.Series:
+    """:func:`compute_metrics` of the frame these rows make, without building it.
+
+    ``rows`` are :class:`~rtclab.trace.Trace` rows (``Trace.rows``) in any
+    order; they are read in frame order (stable sort by ``t_ms``).
+
+    Examples
+    --------
+    >>> from rtclab.trace import Trace
+    >>> tr = Trace(clock=lambda: 0.0)
+    >>> tr.record("caller", "call", "createOffer", "ok")
+    >>> metrics_from_rows(tr.rows).equals(compute_metrics(tr.frame()))
+    True
+    """
+    ordered = sorted(rows, key=_by_time)
+    if any(r[1] not in _ACTOR_SET or r[2] not in _KIND_SET for r in ordered):
+        # as in the frame, where a name outside the schema's categories is missing (NaN)
+        ordered = [(r[0], r[1] if r[1] in _ACTOR_SET else _NAN, r[2] if r[2] in _KIND_SET else _NAN, *r[3:]) for r in ordered]
+    return pd.Series(_metrics(ordered, media, ACTORS), dtype=object)
+
+
+def _by_time(row: _Row) -> float:
+    return row[0]
+
+
+def _metrics(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    out["outcome"], out["reason"] = outcome(df, media=media)
-    conn = df[(df["kind"] == "state") & (df["name"] == "connectionState") & (df["value"] == "connected")]
-    per_side = [_first(conn, actor=a) for a in SIDES]
-    out["t_connected_ms"] = max(per_side) if all(not math.isnan(x) for x in per_side) else math.nan
-    frames = df[(df["kind"] == "media") & (df["name"] == "first-frame")]
-    ff = [float(frames.loc[frames["actor"] == a, "t_ms"].min()) if (frames["actor"] == a).any() else math.nan for a in SIDES]
-    out["t_first_frame_ms"] = max(ff) if all(not math.isnan(x) for x in ff) else math.nan
+    out["outcome"], out["reason"] = _outcome(rows, media, actor_order)
+    connected_at: dict[Any, float] = {}
+    first_frame: dict[Any, float] = {}
+    t_answer, answered = _NAN, False
+    gather_start: dict[Any, float] = {}
+    gather_end: dict[Any, float] = {}
+    fates: dict[str, set[str]] = {"gathered": set(), "added": set(), "lost": set(), "rejected": set()}
+    cand_msgs: dict[str, set[str]] = {"sent": set(), "delivered": set()}
+    messages = {"sent": 0, "delivered": 0, "dropped": 0}
+    errors = 0
+    selected: dict[Any, str] = {}
+    first_selected: str | None = None
+    t_max = _NAN
+    for row in rows:
+        t, actor, kind, name, value = row[:5]
+        if t == t and not t_max >= t:  # NaN-skipping max, as pandas' Series.max
+            t_max = t
+        if kind == "state":
+            if name == "connectionState":
+                if value == "connected" and actor not in connected_at:
+                    connected_at[actor] = t
+            elif name == "iceGatheringState":
+                if value == "gathering":
+                    gather_start.setdefault(actor, t)
+                elif value == "complete":
+                    gather_end.setdefault(actor, t)
+        elif kind == "media":
+            if name == "first-frame" and t == t:
+                prev_t = first_frame.get(actor)
+                if prev_t is None or t < prev_t:
+                    first_frame[actor] = t
+        elif kind == "user":
+            if name == "click" and value == "answer" and not answered:
+                t_answer, answered = t, True
+        elif kind == "ice":
+            if name == "candidate":
+                ref = row[6]
+                if value in fates and not ref.endswith(":end"):
+                    fates[value].add(ref)
+            elif name == "selected-pair":
+                if first_selected is None:
+                    first_selected = str(value)
+                selected.setdefault(actor, str(value))
+        elif kind == "signal":
+            if value in messages:
+                messages[value] += 1
+            if name == "new-ice-candidate" and value in cand_msgs and not row[6].endswith(":end"):
+                cand_msgs[value].add(row[6])
+        elif kind == "error":
+            errors += 1
+    per_side = [connected_at.get(a, _NAN) for a in SIDES]
+    out["t_connected_ms"] = max(per_side) if all(not math.isnan(x) for x in per_side) else _NAN
+    ff = [first_frame.get(a, _NAN) for a in SIDES]
+    out["t_first_frame_ms"] = max(ff) if all(not math.isnan(x) for x in ff) else _NAN
     for a, v in zip(SIDES, ff):
         out[f"t_first_frame_{a}_ms"] = v
-    clicks = df[(df["kind"] == "user") & (df["name"] == "click") & (df["value"] == "answer")]
-    t_answer = float(clicks["t_ms"].iloc[0]) if len(clicks) else math.nan
     out["t_answer_click_ms"] = t_answer
     a2m = []
     for a, v in zip(SIDES, ff):
-        val = math.nan if math.isnan(t_answer) or math.isnan(v) else max(v, t_answer) - t_answer
+        val = _NAN if math.isnan(t_answer) or math.isnan(v) else max(v, t_answer) - t_answer
         out[f"answer_to_media_{a}_ms"] = val
         a2m.append(val)
-    out["answer_to_media_ms"] = max(a2m) if not any(math.isnan(x) for x in a2m) else math.nan
-    gstates = df[(df["kind"] == "state") & (df["name"] == "iceGatheringState")]
+    out["answer_to_media_ms"] = max(a2m) if not any(math.isnan(x) for x in a2m) else _NAN
     g = []
     for a in SIDES:
-        s = _first(gstates, actor=a, value="gathering")
-        e = _first(gstates, actor=a, value="complete")
+        s = gather_start.get(a, _NAN)
+        e = gather_end.get(a, _NAN)
         if not math.isnan(s) and not math.isnan(e):
             g.append(e - s)
-    out["gathering_ms"] = max(g) if g else math.nan
-    cands = df[(df["kind"] == "ice") & (df["name"] == "candidate")]
-    real = cands[~cands["ref"].str.endswith(":end")]
+    out["gathering_ms"] = max(g) if g else _NAN
     for fate in ("gathered", "added", "lost", "rejected"):
-        out[f"candidates_{fate}"] = int(real.loc[real["value"] == fate, "ref"].nunique())
-    sig = df[df["kind"] == "signal"]
-    cmsg = sig[(sig["name"] == "new-ice-candidate") & ~sig["ref"].str.endswith(":end")]
-    out["candidates_sent"] = int(cmsg.loc[cmsg["value"] == "sent", "ref"].nunique())
-    out["candidates_delivered"] = int(cmsg.loc[cmsg["value"] == "delivered", "ref"].nunique())
+        out[f"candidates_{fate}"] = len(fates[fate])
+    out["candidates_sent"] = len(cand_msgs["sent"])
+    out["candidates_delivered"] = len(cand_msgs["delivered"])
     for v in ("sent", "delivered", "dropped"):
-        out[f"messages_{v}"] = int((sig["value"] == v).sum())
-    out["errors"] = int((df["kind"] == "error").sum())
-    sel = df[(df["kind"] == "ice") & (df["name"] == "selected-pair")]
-    out["selected_pair"] = str(sel["value"].iloc[0]) if len(sel) else ""
+        out[f"messages_{v}"] = messages[v]
+    out["errors"] = errors
+    out["selected_pair"] = first_selected if first_selected is not None else ""
     for a in SIDES:  # local/remote candidate types as each side sees its pair
-        mine = sel[sel["actor"] == a]
-        out[f"selected_pair_{a}"] = str(mine["value"].iloc[0]) if len(mine) else ""
-    out["duration_ms"] = float(df["t_ms"].max()) if len(df) else 0.0
+        out[f"selected_pair_{a}"] = selected.get(a, "")
+    out["duration_ms"] = float(t_max) if rows else 0.0
     for key, val in out.items():
         if isinstance(val, float) and not math.isnan(val):
             out[key] = round(val, 3)
-    return pd.Series(out, dtype=object)
+    return out

@@ -44,7 +44,13 @@ other threads is unaffected; installation is reference counted):
 * module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder keeps a fixed speed
   (a negative ``cpu-used``, as aiortc asks; a positive one would let libvpx
   pick its speed by timing each encode on the wall clock) and one thread, so
-  frame sizes do not depend on machine load or core count.
+  frame sizes do not depend on machine load or core count; its temporal
+  denoiser is off (aiortc asks for ``noise-sensitivity`` 4: a filter for
+  camera noise, which a synthetic test pattern does not have, at about a
+  quarter of the encoder's time).
+* ``aiortc.rate.RateCounter``: the same 1 ms-bucket bitrate counter, whose
+  buckets are created when first used instead of 1000 at every reset (each
+  video receiver resets its counter at start and when packets pause).
 * ``__hash__`` of ``RTCIceTransport``, ``RTCDtlsTransport``, ``RTCRtpSender``,
   ``RTCRtpReceiver``: creation order, so set iteration is reproducible.
 * The loop itself runs executor jobs inline, creates tasks whose hash is
@@ -57,11 +63,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime
+import functools
 import hashlib
 import heapq
 import importlib.metadata
 import inspect
 import itertools
+import math
 import logging
 import queue as _queue_mod
 import random as _random_mod
@@ -81,6 +89,7 @@ import aioice.turn
 import aiortc
 import aiortc.clock
 import aiortc.codecs.vpx
+import aiortc.rate
 import av as _av
 import aiortc.mediastreams
 import aiortc.rtcdtlstransport
@@ -138,8 +147,9 @@ class SimVersionError(RuntimeError):
     """The installed aiortc/aioice are versions whose internals the sim was not built for."""
 
 
-def check_versions() -> None:
-    """Refuse aiortc/aioice versions other than the ones the simulator patches (1.16.x / 0.13.x)."""
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[str, str]:
+    """(aiortc, aioice) versions as installed; read once (importlib.metadata scans sys.path)."""
     try:
         aiortc_version = importlib.metadata.version("aiortc")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
@@ -148,6 +158,12 @@ def check_versions() -> None:
         aioice_version = importlib.metadata.version("aioice")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         aioice_version = getattr(aioice, "__version__", "?")
+    return aiortc_version, aioice_version
+
+
+def check_versions() -> None:
+    """Refuse aiortc/aioice versions other than the ones the simulator patches (1.16.x / 0.13.x)."""
+    aiortc_version, aioice_version = _installed_versions()
     problems = []
     if not aiortc_version.startswith(SUPPORTED_AIORTC):
         problems.append(f"aiortc {aiortc_version} (needs {SUPPORTED_AIORTC}x)")
@@ -258,9 +274,12 @@ class _FifoTimerHandle(asyncio.TimerHandle):
     def _key(self) -> tuple[float, int]:
         return (self._when, self._seq)
 
+    # heapq compares with __lt__ only, tens of thousands of times in a long call: compared
+    # inline (no key tuples), with the same order as comparing (when, seq) tuples
     def __lt__(self, other: Any) -> bool:
         if isinstance(other, _FifoTimerHandle):
-            return self._key() < other._key()
+            when, other_when = self._when, other._when
+            return when < other_when or (when == other_when and self._seq < other._seq)
         return super().__lt__(other)
 
     def __le__(self, other: Any) -> bool:
@@ -1018,7 +1037,9 @@ class _PinnedEncoder:
     timing its own encodes on the wall clock (``vp8_auto_select_speed``), so
     frame sizes, and with them packet counts, would follow machine load. aiortc
     asks for -6; in a sim run the speed is kept fixed whatever is asked, and
-    encoding is single-threaded, so the same run gives the same packets.
+    encoding is single-threaded, so the same run gives the same packets. The
+    temporal denoiser (``noise-sensitivity``) is turned off: it smooths camera
+    noise, which the synthetic camera does not make, and costs encoder time.
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -1030,6 +1051,8 @@ class _PinnedEncoder:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "options" and isinstance(value, dict) and "cpu-used" in value:
             value = {**value, "cpu-used": str(-abs(int(value["cpu-used"])) or -6)}
+            if "noise-sensitivity" in value:
+                value["noise-sensitivity"] = "0"  # no temporal denoiser: a synthetic camera has no noise
         elif name == "thread_count":
             value = 1
         setattr(self._ctx, name, value)
@@ -1332,6 +1355,51 @@ async def _sim_recv_next(self: Any) -> None:
             pass
 
 
+class _LazyRateCounter(aiortc.rate.RateCounter):
+    """aiortc's ``RateCounter`` with its 1 ms buckets made on first use.
+
+    aiortc allocates ``window_size`` (1000) bucket objects at every
+    :meth:`reset`, a few milliseconds per short call with the garbage they
+    leave. Here an absent bucket is an empty one: buckets live in a dict from
+    index to bucket, and erasing old ones visits only the buckets that exist.
+    Every count, total and rate is the one the original computes.
+    """
+
+    def reset(self) -> None:
+        self._buckets: dict[int, aiortc.rate.RateBucket] = {}  # type: ignore[assignment]
+        self._origin_index = 0
+        self._origin_ms = None
+        self._total = aiortc.rate.RateBucket()
+
+    def add(self, value: int, now_ms: int) -> None:
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms)
+        index = (self._origin_index + now_ms - self._origin_ms) % self._window_size
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = aiortc.rate.RateBucket()
+        bucket.count += 1
+        bucket.value += value
+        self._total.count += 1
+        self._total.value += value
+
+    def _erase_old(self, now_ms: int) -> None:
+        # the original steps the origin 1 ms at a time while it is before now - window + 1
+        steps = math.ceil(now_ms - self._window_size + 1 - self._origin_ms)
+        if steps <= 0:
+            return
+        window = self._window_size
+        for index in list(self._buckets):
+            if steps >= window or (index - self._origin_index) % window < steps:
+                bucket = self._buckets.pop(index)
+                self._total.count -= bucket.count
+                self._total.value -= bucket.value
+        self._origin_index = (self._origin_index + steps) % window
+        self._origin_ms += steps
+
+
 def _sim_hash(self: Any) -> int:
     value = self.__dict__.get("_rtclab_hash")
     if value is not None:
@@ -1362,6 +1430,7 @@ def _patch_table() -> list[tuple[Any, str, Any]]:
         (_Dtls, "_write_ssl", _sim_write_ssl),
         (aiortc.rtcrtpreceiver, "threading", _ThreadingProxy()),
         (aiortc.rtcrtpreceiver, "queue", _QueueProxy()),
+        (aiortc.rate, "RateCounter", _LazyRateCounter),
     ]
     for module in (aiortc.mediastreams, aiortc.rtcsctptransport, aiortc.rtcrtpsender, aiortc.rtcrtpreceiver, aioice.turn):
         table.append((module, "time", _TimeProxy()))
@@ -1406,6 +1475,13 @@ def _check_internals() -> None:
     for attr in ("__handshake_done", "__rx_bytes", "__rx_packets", "__tx_bytes", "__tx_packets"):
         if f"self.{attr}" not in init_src:
             raise SimVersionError(f"RTCDtlsTransport lost {attr}; unsupported aiortc")
+    counter = _ORIGINALS[(id(aiortc.rate), "RateCounter")]  # the original, even if another run patched it
+    methods = {"__init__", "add", "rate", "reset", "_erase_old"}
+    counter_src = inspect.getsource(counter) if isinstance(counter, type) else ""
+    if not methods <= set(getattr(counter, "__dict__", {})) or any(
+        f"self.{attr}" not in counter_src for attr in ("_buckets", "_origin_index", "_origin_ms", "_total", "_window_size")
+    ):
+        raise SimVersionError("aiortc.rate.RateCounter changed shape; unsupported aiortc")
     if not hasattr(aiortc.rtcdtlstransport, "is_rtcp") or not hasattr(aiortc.rtcrtpreceiver, "get_decoder"):
         raise SimVersionError("aiortc internals moved (is_rtcp / get_decoder); unsupported aiortc")
     _internals_checked = True

@@ -365,3 +365,42 @@ def test_exception_filter_passes_other_errors_on() -> None:
         assert seen == ["other", "Task exception was never retrieved"]
     finally:
         loop.close()
+
+
+# --- the simulation's media profile -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(320,), (321, 240), "320x240", (0, 240), (True, 2)])
+def test_bad_sim_video(size: Any) -> None:
+    """sim_video must be a (width, height) pair of even pixel counts."""
+    with pytest.raises(ValueError, match="sim_video must be a"):
+        rtclab.run("basic", sim_video=size)
+
+
+def test_sim_camera_is_160x120_unless_asked_and_real_camera_320x240(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sim default picture is media.SIM_VIDEO; sim_video switches it; the real network keeps 320x240."""
+    from rtclab import media
+
+    sizes: list[tuple[int, int]] = []
+    original = media.Camera.__init__
+
+    def spy(self: media.Camera, width: int = 320, height: int = 240) -> None:
+        sizes.append((width, height))
+        original(self, width, height)
+
+    monkeypatch.setattr(media.Camera, "__init__", spy)
+    rtclab.run("basic")
+    rtclab.run("basic", sim_video=(320, 240))
+    real("basic")
+    assert sizes == [(160, 120)] * 2 + [(320, 240)] * 4
+    assert media.SIM_VIDEO == (160, 120)
+
+
+def test_sim_video_changes_packets_not_the_lossless_event_rows() -> None:
+    """On a lossless link 160x120 and 320x240 give the same non-packet rows; the key frame needs fewer packets."""
+    small = rtclab.run("basic", record_packets=True)
+    large = rtclab.run("basic", record_packets=True, sim_video=(320, 240))
+    rows = lambda r: r.events[r.events["kind"] != "net"].astype(str).values.tolist()  # noqa: E731
+    assert rows(small) == rows(large)
+    srtp = lambda r: int(((r.events["name"] == "srtp") & (r.events["value"] == "sent")).sum())  # noqa: E731
+    assert 0 < srtp(small) < srtp(large)

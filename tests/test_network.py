@@ -643,3 +643,76 @@ def test_dtls_ignores_openssl_real_time_timer(monkeypatch: pytest.MonkeyPatch) -
     assert (slow.name == "dtls").sum() == (quick.name == "dtls").sum()
     cols = ["t_ms", "actor", "kind", "name", "value", "ref", "detail"]
     assert slow[cols].astype(str).values.tolist() == quick[cols].astype(str).values.tolist()
+
+
+def test_lazy_rate_counter_counts_exactly_like_aiortcs() -> None:
+    """The sim's RateCounter gives aiortc's rates and totals for any sequence of adds and reads."""
+    import random
+
+    import aiortc.rate
+
+    original = network._ORIGINALS[(id(aiortc.rate), "RateCounter")]
+    rng = random.Random(16)
+    for window in (1, 7, 1000):
+        a, b = original(window, 8000), network._LazyRateCounter(window, 8000)
+        now = rng.randrange(10_000)
+        for _ in range(3000):
+            now += rng.choice([0, 0, 1, 2, 5, window - 1, window, window + 3, 3 * window])
+            if rng.random() < 0.7:
+                value = rng.randrange(1500)
+                a.add(value, now)
+                b.add(value, now)
+            else:
+                assert a.rate(now) == b.rate(now)
+            if rng.random() < 0.01:
+                a.reset()
+                b.reset()
+            assert (a._total.count, a._total.value, a._origin_ms, a._origin_index) == (
+                b._total.count, b._total.value, b._origin_ms, b._origin_index)
+        assert len(b._buckets) <= window
+
+
+def test_rate_counter_is_patched_only_during_a_sim() -> None:
+    """Video receivers made in a sim get the lazy counter; after the run aiortc's is back."""
+    import aiortc.rate
+
+    seen: list[type] = []
+
+    async def main() -> None:
+        seen.append(aiortc.rate.RemoteBitrateEstimator().incoming_bitrate.__class__)
+
+    run_sim(main, SimNetwork())
+    assert seen == [network._LazyRateCounter]
+    assert aiortc.rate.RateCounter is network._ORIGINALS[(id(aiortc.rate), "RateCounter")]
+    assert type(aiortc.rate.RemoteBitrateEstimator().incoming_bitrate) is aiortc.rate.RateCounter
+    _assert_all_patches_removed()
+
+
+def test_installed_versions_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_versions reads package metadata once per process, yet still compares every call."""
+    network.check_versions()
+    calls: list[str] = []
+    monkeypatch.setattr(network.importlib.metadata, "version", lambda name: calls.append(name) or "0.0")
+    network.check_versions()
+    rtclab.run("basic", deadline_s=0.05)
+    assert calls == []
+    monkeypatch.setattr(network, "SUPPORTED_AIOICE", "9.9.")
+    with pytest.raises(SimVersionError, match="aioice"):
+        network.check_versions()
+
+
+def test_sim_turns_the_vp8_temporal_denoiser_off() -> None:
+    """aiortc asks libvpx for noise-sensitivity 4; in a sim run the encoder gets 0, elsewhere 4."""
+    import aiortc.codecs.vpx as vpx
+
+    seen: dict[str, str] = {}
+
+    async def main() -> None:
+        ctx = vpx.av.CodecContext.create("libvpx", "w")
+        ctx.options = {"cpu-used": "-6", "noise-sensitivity": "4"}
+        seen["sim"] = dict(ctx.options)["noise-sensitivity"]
+
+    run_sim(main, SimNetwork())
+    ctx = vpx.av.CodecContext.create("libvpx", "w")
+    ctx.options = {"cpu-used": "-6", "noise-sensitivity": "4"}
+    assert seen == {"sim": "0"} and dict(ctx.options)["noise-sensitivity"] == "4"
