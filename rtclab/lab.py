@@ -347,6 +347,12 @@ async def _play(
         "negotiationneeded": emulate,
         "browser_errors": emulate,
         "rollback": emulate,
+        "ice_states": emulate,
+        "end_of_candidates": emulate,
+        "triggered_checks": emulate,
+        "silent_close": emulate,
+        "track_mute": emulate,
+        "gathering_state": emulate,
     }
     users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
     apps = {a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options) for a in ("caller", "callee")}

@@ -109,7 +109,7 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
         e = api_errors.iloc[0]
         return "failed", f"{e['value']} in {e['name']}"
     if len(lost):
-        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); still checking at the deadline"
+        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); deadline reached while {_where(df)}"
     return "timeout", "deadline reached while " + _where(df)
 
 
@@ -124,9 +124,12 @@ def _where(df: pd.DataFrame) -> str:
     if len(deadline):  # the state at the deadline, not after the clean-up that follows it
         df = df[df["t_ms"] < float(deadline["t_ms"].iloc[0])]
     state = df[(df["kind"] == "state") & (df["name"] == "iceConnectionState")]
-    if len(state):
+    made = df[(df["kind"] == "call") & (df["name"] == "RTCPeerConnection")]
+    actors = [a for a in SIDES if (made["actor"] == a).any() or (state["actor"] == a).any()]
+    if len(state) or len(made):
         last = state.groupby("actor", observed=True)["value"].last()
-        return ", ".join(f"{a} ICE {v}" for a, v in last.items())
+        # a peer connection whose ICE never left "new" has no state row (no remote candidate came)
+        return ", ".join(f"{a} ICE {last.get(a, 'new')}" for a in actors)
     return "nothing connected"
 
 
