@@ -155,7 +155,7 @@ def finalize_candidates(trace: Trace) -> None:
             created[actor] = t
         elif kind == "signal" and name == "new-ice-candidate" and value == "delivered" and ref:
             delivered.setdefault((actor, ref), t)
-        elif kind == "ice" and name == "candidate" and value in ("added", "rejected", "lost"):
+        elif kind == "ice" and name == "candidate" and value in ("added", "late", "ignored", "rejected", "lost"):
             fate[(actor, ref)] = value
     for (actor, ref), t in sorted(delivered.items(), key=lambda kv: kv[1]):
         if (actor, ref) in fate:
@@ -206,7 +206,9 @@ def compute_metrics(events: pd.DataFrame, *, media: bool = True) -> pd.Series:
     cands = df[(df["kind"] == "ice") & (df["name"] == "candidate")]
     real = cands[~cands["ref"].str.endswith(":end")]
     for fate in ("gathered", "added", "lost", "rejected"):
-        out[f"candidates_{fate}"] = int(real.loc[real["value"] == fate, "ref"].nunique())
+        # a candidate after end-of-candidates is added and used as Chromium does ("late")
+        values = ("added", "late") if fate == "added" else (fate,)
+        out[f"candidates_{fate}"] = int(real.loc[real["value"].isin(values), "ref"].nunique())
     sig = df[df["kind"] == "signal"]
     cmsg = sig[(sig["name"] == "new-ice-candidate") & ~sig["ref"].str.endswith(":end")]
     out["candidates_sent"] = int(cmsg.loc[cmsg["value"] == "sent", "ref"].nunique())

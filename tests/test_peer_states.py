@@ -544,3 +544,16 @@ def test_timer_constants_match_chromium() -> None:
     assert states.CHECKING_FAILED_S == CHROMIUM_CHECKING_FAILED_S
     assert agent.DISCONNECTED_AFTER_S - agent.CONSENT_PING_S / 2 == pytest.approx(CHROMIUM_CUT_DISCONNECTED_S)
     assert agent.FAILED_AFTER_S - agent.CONSENT_PING_S / 2 == pytest.approx(CHROMIUM_CUT_FAILED_S)
+
+
+def test_reordered_candidates_after_end_of_candidates_count_as_added() -> None:
+    """A channel that reorders delivers candidates after end-of-candidates: 'late' rows, counted added, never lost."""
+    r = rtclab.run("basic", seed=5, reorder=0.5, jitter_ms=30)
+    ev = r.events
+    late = ev[(ev.kind == "ice") & (ev.name == "candidate") & (ev.value == "late")]
+    assert len(late) >= 1 and r.outcome == "connected"
+    calls = ev[(ev.kind == "call") & (ev.name == "addIceCandidate") & ev.ref.isin(set(late.ref))]
+    assert set(calls.value) == {"ok"}
+    m = r.metrics
+    assert m["candidates_added"] == m["candidates_gathered"] and m["candidates_lost"] == m["candidates_rejected"] == 0
+    assert not (ev.kind == "error").any()
