@@ -18,8 +18,9 @@ What rtclab does
     ``datachannel`` row. ``track_mute``: the received track gets
     ``muted = True`` when ``track`` fires (the ``media`` ``track`` row says
     ``muted``); its receiver's first RTP packet sets it ``False``, records a
-    ``media`` ``unmute`` row and fires the peer's ``unmute`` event (an
-    instance wrapper on that receiver, removed after the first packet).
+    ``media`` ``unmute`` row and fires ``unmute`` on the track (as
+    ``track.onunmute``) and on the peer (an instance wrapper on that
+    receiver, removed after the first packet).
     With ``browser_errors``, ``replaceTrack`` with a track of the other kind
     is a ``TypeError``, recorded, as in Chromium 156.
 """
@@ -91,6 +92,10 @@ class TracksMixin:
             if not self._closed:
                 track.muted = False  # type: ignore[attr-defined]
                 self._rec("media", "unmute", track.kind, ref=f"{self.actor}:{track.kind}")
+                try:
+                    track.emit("unmute")  # the browser's track.onunmute (aiortc tracks are event emitters)
+                except Exception as exc:  # a raising listener must not break media
+                    self._error("onunmute", exc)
                 self._emit("unmute", track)
             await original(packet, arrival_time_ms=arrival_time_ms)
 
