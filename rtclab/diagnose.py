@@ -410,7 +410,7 @@ class _Doctor:
             if not end.any():
                 continue
             t_end = fr.first(end)
-            later = (fr.mask(actor=side, kind="ice", name="candidate", value=("added", "rejected", "ignored"))
+            later = (fr.mask(actor=side, kind="ice", name="candidate", value=("added", "late", "rejected", "ignored"))
                      & fr.ref.str.startswith(sender + ":") & ~fr.ref.str.endswith(":end") & (fr.t > t_end))
             if not later.any():
                 continue
@@ -420,10 +420,10 @@ class _Doctor:
             fates = ", ".join(f"{n} {v}" for v, n in fr.value[later].value_counts().items())
             expl = (f"{_plural(len(refs), 'candidate')} of the {sender} reached the {side} after the {sender}'s end-of-candidates "
                     f"({_ms(t_end)}): {fates}. The signaling channel delivered them out of order. RFC 8838 lets an ICE agent "
-                    "ignore candidates after the end (rtclab's Peer refuses them); Chromium 156 still adds and uses them. Fix: "
+                    "ignore candidates after the end; Chromium 156 still adds and uses them (rtclab's Peer too: 'late'). Fix: "
                     "a channel that keeps order, or no end-of-candidates over a channel that may reorder (the counteroffer app).")
             sev = "error" if self.broken and fr.mask(actor=side, kind="ice", name="candidate", value="added").sum() <= 1 else (
-                "warning" if (fr.value[later] != "added").any() else "info")
+                "warning" if (~fr.value[later].isin(["added", "late"])).any() else "info")
             self.add("candidates-after-end", "Candidates arrived after end-of-candidates", sev, expl,
                      fr.rows((end & (fr.t == t_end)) | later | errors), "03_timing_trap")
 

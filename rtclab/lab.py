@@ -362,6 +362,12 @@ async def _play(
         "negotiationneeded": emulate,
         "browser_errors": emulate,
         "rollback": emulate,
+        "ice_states": emulate,
+        "end_of_candidates": emulate,
+        "triggered_checks": emulate,
+        "silent_close": emulate,
+        "track_mute": emulate,
+        "gathering_state": emulate,
     }
     users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
     video_size = tuple(p["sim_video"]) if net is not None else REAL_VIDEO

@@ -143,7 +143,7 @@ def _outcome(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> t
     if api_error is not None:
         return "failed", f"{api_error[4]} in {api_error[3]}"
     if lost:
-        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); still checking at the deadline"
+        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); deadline reached while {_where(rows, actor_order)}"
     return "timeout", "deadline reached while " + _where(rows, actor_order)
 
 
@@ -158,11 +158,16 @@ def _where(rows: Sequence[_Row], actor_order: Sequence[Any]) -> str:
     if deadline is not None:  # the state at the deadline, not after the clean-up that follows it
         rows = [r for r in rows if r[0] < deadline]
     last: dict[Any, str] = {}
+    made: set[Any] = set()
     for r in rows:
         if r[2] == "state" and r[3] == "iceConnectionState":
             last[r[1]] = r[4]
-    if last:
-        return ", ".join(f"{a} ICE {last[a]}" for a in actor_order if a in last)
+        elif r[2] == "call" and r[3] == "RTCPeerConnection":
+            made.add(r[1])
+    actors = [a for a in SIDES if a in made or a in last]
+    if actors:
+        # a peer connection whose ICE never left "new" has no state row (no remote candidate came)
+        return ", ".join(f"{a} ICE {last.get(a, 'new')}" for a in actors)
     return "nothing connected"
 
 
@@ -188,7 +193,7 @@ def finalize_candidates(trace: Trace) -> None:
             created[actor] = t
         elif kind == "signal" and name == "new-ice-candidate" and value == "delivered" and ref:
             delivered.setdefault((actor, ref), t)
-        elif kind == "ice" and name == "candidate" and value in ("added", "rejected", "lost"):
+        elif kind == "ice" and name == "candidate" and value in ("added", "late", "ignored", "rejected", "lost"):
             fate[(actor, ref)] = value
     for (actor, ref), t in sorted(delivered.items(), key=lambda kv: kv[1]):
         if (actor, ref) in fate:
@@ -275,6 +280,8 @@ def _metrics(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> d
         elif kind == "ice":
             if name == "candidate":
                 ref = row[6]
+                if value == "late":  # a candidate after end-of-candidates, used as Chromium does
+                    value = "added"
                 if value in fates and not ref.endswith(":end"):
                     fates[value].add(ref)
             elif name == "selected-pair":

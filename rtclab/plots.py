@@ -985,9 +985,11 @@ def _candidate_lives(df: pd.DataFrame) -> list[_Candidate]:
                 match = re.search(r"\btyp\s+(\w+)", row.detail)
                 if match:
                     typ = match.group(1)
-            elif row.value in ("added", "rejected", "lost"):
-                steps.append((float(row.t_ms), row.value))
-                outcomes.add(row.value)
+            elif row.value in ("added", "rejected", "lost", "late", "ignored"):
+                # after end-of-candidates: "late" is added and used (Chromium), "ignored" dropped (RFC 8838)
+                value = {"late": "added", "ignored": "lost"}.get(row.value, row.value)
+                steps.append((float(row.t_ms), value))
+                outcomes.add(value)
         for row in sig[sig["ref"] == ref].itertuples(index=False):
             if row.value in ("sent", "delivered"):
                 steps.append((float(row.t_ms), row.value))

@@ -33,11 +33,14 @@ Vocabularies
 ``setRemoteDescription``, ``addIceCandidate``, ``addTrack``,
 ``RTCPeerConnection`` for construction, ``close``...), ``value`` is ``ok`` or
 ``error``. ``kind == "ice"``: ``name`` is ``candidate`` (``value`` gathered /
-sent / added / rejected / lost / end), ``icecandidate`` (the emulated browser
-event), ``pair`` (aioice's check log) or ``selected-pair``. ``kind ==
-"signal"``: ``name`` is the message type, ``value`` sent / delivered /
-dropped / refused. ``kind == "media"``: ``track``, ``first-frame``,
-``ended``, ``datachannel``. ``kind == "user"``: ``click`` / ``prompt``.
+sent / added / rejected / lost / end, or late / ignored for a candidate added
+after end-of-candidates of its m-section and generation), ``icecandidate``
+(the emulated browser event), ``pair`` (aioice's check log), ``log``
+(aioice's failures, ``checks timed out``, ``consent ok`` / ``disconnected``
+/ ``failed``) or ``selected-pair``. ``kind == "signal"``: ``name`` is the
+message type, ``value`` sent / delivered / dropped / refused. ``kind ==
+"media"``: ``track`` (``detail`` ``muted`` when emulated), ``unmute``,
+``first-frame``, ``ended``, ``datachannel``. ``kind == "user"``: ``click`` / ``prompt``.
 ``kind == "error"``: ``name`` is where it happened, ``value`` the error type
 (``InvalidStateError``...), ``detail`` the message.
 """

@@ -83,7 +83,7 @@ def outcome(events: pd.DataFrame, *, media: bool = True) -> tuple[str, str]:
         e = api_errors.iloc[0]
         return "failed", f"{e['value']} in {e['name']}"
     if len(lost):
-        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); still checking at the deadline"
+        return "timeout", f"candidates lost before peer connection existed ({_n_lost(lost)}); deadline reached while {_where(df)}"
     return "timeout", "deadline reached while " + _where(df)
 
 
@@ -98,9 +98,11 @@ def _where(df: pd.DataFrame) -> str:
     if len(deadline):  # the state at the deadline, not after the clean-up that follows it
         df = df[df["t_ms"] < float(deadline["t_ms"].iloc[0])]
     state = df[(df["kind"] == "state") & (df["name"] == "iceConnectionState")]
-    if len(state):
+    made = df[(df["kind"] == "call") & (df["name"] == "RTCPeerConnection")]
+    actors = [a for a in SIDES if (made["actor"] == a).any() or (state["actor"] == a).any()]
+    if len(state) or len(made):
         last = state.groupby("actor", observed=True)["value"].last()
-        return ", ".join(f"{a} ICE {v}" for a, v in last.items())
+        return ", ".join(f"{a} ICE {last.get(a, 'new')}" for a in actors)
     return "nothing connected"
 
 
@@ -177,7 +179,8 @@ def compute_metrics(events: pd.DataFrame, *, media: bool = True) -> pd.Series:
     cands = df[(df["kind"] == "ice") & (df["name"] == "candidate")]
     real = cands[~cands["ref"].str.endswith(":end")]
     for fate in ("gathered", "added", "lost", "rejected"):
-        out[f"candidates_{fate}"] = int(real.loc[real["value"] == fate, "ref"].nunique())
+        values = ("added", "late") if fate == "added" else (fate,)
+        out[f"candidates_{fate}"] = int(real.loc[real["value"].isin(values), "ref"].nunique())
     sig = df[df["kind"] == "signal"]
     cmsg = sig[(sig["name"] == "new-ice-candidate") & ~sig["ref"].str.endswith(":end")]
     out["candidates_sent"] = int(cmsg.loc[cmsg["value"] == "sent", "ref"].nunique())

@@ -24,7 +24,7 @@ MATRIX = {
     "vanilla": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
     "glare": {"lan": ("failed", "InvalidStateError in setRemoteDescription"), "nat": ("failed", "InvalidStateError in setRemoteDescription")},
     "perfect": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
-    "forgot-candidates": {"lan": ("timeout", "checking"), "nat": ("timeout", "checking")},
+    "forgot-candidates": {"lan": ("timeout", "caller ICE new, callee ICE new"), "nat": ("timeout", "caller ICE new, callee ICE new")},
     "queue-on-click": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
     "article": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
 }

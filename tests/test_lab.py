@@ -68,7 +68,7 @@ def test_basic_state_sequences(basic: rtclab.Run) -> None:
     ev = basic.events
     for side in SIDES:
         assert sequence(ev, side, "connectionState") == ["new", "connecting", "connected", "closed"]
-        assert sequence(ev, side, "iceConnectionState") == ["new", "checking", "completed", "closed"]
+        assert sequence(ev, side, "iceConnectionState") == ["new", "checking", "connected", "closed"]
         assert sequence(ev, side, "iceGatheringState") == ["new", "gathering", "complete"]
     assert sequence(ev, "caller", "signalingState") == ["stable", "have-local-offer", "stable", "closed"]
     assert sequence(ev, "callee", "signalingState") == ["stable", "have-remote-offer", "stable", "closed"]

@@ -114,7 +114,7 @@ def test_trickle_emulation(foundation_arun, foundation_pair, foundation_raw_pc, 
             end = index_of(trace, lambda r: r[1] == "caller" and r[2] == "ice" and r[4] == "end")
             complete = index_of(trace, lambda r: r[1] == "caller" and r[3] == "iceGatheringState" and r[4] == "complete")
             assert len(gathered) == len(cands)
-            assert max(gathered) < end < complete
+            assert max(gathered) < complete < end  # Chromium 156: complete just before the null candidate
             assert states(trace, "caller", "iceGatheringState") == [("new", "gathering"), ("gathering", "complete")]
 
     foundation_arun(main())

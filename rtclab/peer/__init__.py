@@ -19,9 +19,9 @@ by default and can be switched off with the keyword in brackets, so the
 difference can be shown. One module per behaviour, each docstring saying what
 the browser does, what aiortc does and what rtclab emulates:
 
-:mod:`~rtclab.peer.trickle` (``trickle``)
+:mod:`~rtclab.peer.trickle` (``trickle``, ``end_of_candidates``)
     ``icecandidate`` events and a candidate-free ``localDescription``;
-    ``addIceCandidate`` and end-of-candidates.
+    ``addIceCandidate`` and end-of-candidates per m-section and generation.
 :mod:`~rtclab.peer.chain` (``chain``)
     the operations chain: API calls run one after another in call order.
 :mod:`~rtclab.peer.negotiation` (``negotiationneeded``)
@@ -34,18 +34,25 @@ the browser does, what aiortc does and what rtclab emulates:
     the browser's error names, strict candidate parsing.
 :mod:`~rtclab.peer.rollback` (``rollback``)
     explicit and implicit rollback; during a call, without touching it.
-:mod:`~rtclab.peer.states`
-    the four state machines as the page sees them.
-:mod:`~rtclab.peer.descriptions`, :mod:`~rtclab.peer.tracks`, :mod:`~rtclab.peer.sdp`
-    offers and answers, tracks and data channels, SDP helpers.
+:mod:`~rtclab.peer.states` (``ice_states``, ``gathering_state``, ``silent_close``)
+    the four state machines as the page sees them, with Chromium 156's
+    timers: ``new`` until a remote candidate exists, ``connected``,
+    ``disconnected``/``failed`` after 15 s of failed checks or a cut path.
+:mod:`~rtclab.peer.agent` (``triggered_checks``, and the timers above)
+    what rtclab changes in aioice, per connection: consent with Chromium's
+    timers, a trickled candidate checked at once.
+:mod:`~rtclab.peer.tracks` (``track_mute``)
+    received tracks muted until their first packet, ``replaceTrack`` kind check.
+:mod:`~rtclab.peer.descriptions`, :mod:`~rtclab.peer.sdp`
+    offers and answers, SDP helpers.
 :mod:`~rtclab.peer.icelog`
     aioice's check log as ``ice`` ``pair`` rows.
 :mod:`~rtclab.peer.core`
     :class:`Peer` itself: construction, events, recording, ``close()``.
 
-Other aiortc differences are recorded, not hidden: ``iceConnectionState``
-goes ``checking`` -> ``completed`` (never ``connected``); ``connectionState``
-has no ``disconnected``.
+``rtclab.run(..., emulate=False)`` turns every switch off: aiortc's own
+behaviour is then recorded as it is (``iceConnectionState`` ``checking`` ->
+``completed``, no ``disconnected``, ``closed`` on consent loss...).
 """
 
 from __future__ import annotations

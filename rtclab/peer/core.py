@@ -26,7 +26,8 @@ from .icelog import _CONNECTIONS, _install_log_handler
 from .negotiation import NegotiationMixin
 from .restart import RestartMixin
 from .rollback import RollbackMixin
-from .states import STATE_MACHINES, StatesMixin
+from .agent import agent_problem
+from .states import STATE_MACHINES, StatesMixin, _IceInfo
 from .tracks import TracksMixin
 from .trickle import TrickleMixin
 
@@ -60,6 +61,27 @@ class Peer(
         ICE servers (default none: everything stays offline).
     trickle, chain, negotiationneeded, browser_errors, rollback
         Switch each browser emulation (see the modules of :mod:`rtclab.peer`) on or off.
+    ice_states
+        ``iceConnectionState``/``connectionState`` per W3C with Chromium 156's
+        timers (``new`` until a remote candidate exists, ``connected``,
+        ``disconnected``/``failed`` after 15 s of failed checks or a cut
+        path); off: aiortc's states (``completed``, ``checking`` forever,
+        ``closed`` on consent loss). See :mod:`rtclab.peer.states`.
+    end_of_candidates
+        End-of-candidates per m-section and ICE generation; a later candidate
+        of that generation resolves and is used (as Chromium 156) and recorded
+        ``late`` (``ignored`` without ``ice_states``), never an error. See
+        :mod:`rtclab.peer.trickle`.
+    triggered_checks
+        Check a trickled candidate at once, not at aioice's next 20 ms tick.
+    silent_close
+        ``close()`` fires no state-change handler (the rows are recorded).
+    track_mute
+        A received track is ``muted`` until its first RTP packet, then
+        ``unmute`` fires. See :mod:`rtclab.peer.tracks`.
+    gathering_state
+        ``iceGatheringState`` over the m-sections in use (``new`` without
+        m-lines).
     candidate_interval_ms
         Pause before each emulated ``icecandidate`` event.
     host
@@ -90,6 +112,12 @@ class Peer(
         negotiationneeded: bool = True,
         browser_errors: bool = True,
         rollback: bool = True,
+        ice_states: bool = True,
+        end_of_candidates: bool = True,
+        triggered_checks: bool = True,
+        silent_close: bool = True,
+        track_mute: bool = True,
+        gathering_state: bool = True,
         candidate_interval_ms: float = 5.0,
         host: str | None = None,
     ) -> None:
@@ -101,6 +129,12 @@ class Peer(
         self.emulate_negotiationneeded = negotiationneeded
         self.browser_errors = browser_errors
         self.emulate_rollback = rollback
+        self.ice_states = ice_states
+        self.end_of_candidates = end_of_candidates
+        self.triggered_checks = triggered_checks
+        self.silent_close = silent_close
+        self.track_mute = track_mute
+        self.gathering_state = gathering_state
         self.candidate_interval_ms = float(candidate_interval_ms)
         self.host = host if host is not None else actor
         self._handlers: dict[str, list[Handler]] = {}
@@ -123,10 +157,18 @@ class Peer(
         self._probed: set[int] = set()
         self._first_frame: set[str] = set()
         self._remote_end = False
+        self._remote_ended: set[tuple[int, str]] = set()
         self._local: dict[str, str] | None = None
+        self._ice_infos: dict[int, _IceInfo] = {}
+        self._local_news: asyncio.Future[None] | None = None
         _install_log_handler()
         self._pc = self._new_pc()
         self._rec("call", "RTCPeerConnection", "ok", detail=f"iceServers={len(self.ice_servers)}")
+        problem = agent_problem() if (ice_states or triggered_checks) else None
+        if problem is not None:
+            # the browser profile needs aioice internals this version may lack: aioice's own behaviour then
+            self.ice_states = self.triggered_checks = False
+            self._rec("error", "agent", "Unsupported", detail=f"browser state machines and timers off: {problem}")
 
     # -- events -------------------------------------------------------------------------
 
@@ -134,7 +176,8 @@ class Peer(
         """Register ``handler`` for ``event`` (also usable as a decorator).
 
         Events: ``negotiationneeded``, ``icecandidate`` (candidate dict or
-        ``None``), ``track`` (the remote track), ``datachannel``,
+        ``None``), ``track`` (the remote track, ``muted`` until its first
+        packet), ``unmute`` (that track, at its first packet), ``datachannel``,
         ``signalingstatechange``, ``icegatheringstatechange``,
         ``iceconnectionstatechange``, ``connectionstatechange``. Handlers may be
         plain functions or coroutine functions; exceptions they raise become
@@ -201,6 +244,7 @@ class Peer(
             conn = getattr(sctp.transport.transport, "_connection", None)
             if conn is not None:
                 _CONNECTIONS[conn._id] = self
+        self._hook_agent()
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -221,6 +265,7 @@ class Peer(
         if self._closed:
             return
         self._closed = True
+        self._cancel_ice_timers()
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

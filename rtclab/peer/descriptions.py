@@ -135,7 +135,8 @@ class DescriptionsMixin:
                 )
             previous = self._pc.remoteDescription
             self._save_for_rollback(desc["type"])
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=desc["sdp"], type=desc["type"]))
+            sdp = self._remote_sdp_for_agent(desc["sdp"])  # (trickle.py: end-of-candidates kept back)
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=desc["type"]))
             self._register_connections()
             self._restart_remote(desc, previous)
             if self._pc.signalingState == "stable":

@@ -115,6 +115,22 @@ def _mids(sdp: str) -> list[str | None]:
     return mids
 
 
+def _ufrags(sdp: str) -> list[str | None]:
+    """The ICE ufrag of each m-section, in order (a session-level one applies to all)."""
+    session: str | None = None
+    ufrags: list[str | None] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            ufrags.append(session)
+        elif line.startswith("a=ice-ufrag:"):
+            value = line[len("a=ice-ufrag:"):].strip()
+            if ufrags:
+                ufrags[-1] = value
+            else:
+                session = value
+    return ufrags
+
+
 _SDP_TYPES = ("offer", "answer", "pranswer", "rollback")
 MAX_SDP_LENGTH = 256 * 1024
 

@@ -15,7 +15,14 @@ What rtclab does
     Every call is recorded; the remote track is consumed like a media
     element would and its first decoded frame is recorded as a ``media``
     ``first-frame`` row; a data channel's opening is a ``media``
-    ``datachannel`` row.
+    ``datachannel`` row. ``track_mute``: the received track gets
+    ``muted = True`` when ``track`` fires (the ``media`` ``track`` row says
+    ``muted``); its receiver's first RTP packet sets it ``False``, records a
+    ``media`` ``unmute`` row and fires ``unmute`` on the track (as
+    ``track.onunmute``) and on the peer (an instance wrapper on that
+    receiver, removed after the first packet).
+    With ``browser_errors``, ``replaceTrack`` with a track of the other kind
+    is a ``TypeError``, recorded, as in Chromium 156.
 """
 
 from __future__ import annotations
@@ -35,6 +42,13 @@ class TracksMixin:
         """``sender.replaceTrack(track)``, recorded (no renegotiation needed)."""
 
         async def op() -> None:
+            kind = getattr(sender, "kind", None)
+            if self.browser_errors and track is not None and kind is not None and track.kind != kind:
+                # Chromium 156 rejects it; aiortc would send e.g. a camera on an audio transceiver
+                raise TypeError(
+                    f"Failed to execute 'replaceTrack' on 'RTCRtpSender': the new track's kind ({track.kind!r}) "
+                    f"is not the sender's kind ({kind!r})"
+                )
             result = sender.replaceTrack(track)  # synchronous in aiortc, a promise in browsers
             if asyncio.iscoroutine(result):
                 await result
@@ -56,11 +70,36 @@ class TracksMixin:
     def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         if pc is not self._pc:
             return
-        self._rec("media", "track", track.kind, ref=f"{self.actor}:{track.kind}")
+        receiver = next((t.receiver for t in pc.getTransceivers() if t.receiver.track is track), None)
+        muted = self.track_mute and receiver is not None
+        if muted:
+            track.muted = True  # type: ignore[attr-defined]
+            self._watch_first_packet(receiver, track)
+        self._rec("media", "track", track.kind, ref=f"{self.actor}:{track.kind}", detail="muted" if muted else "")
         if id(track) not in self._probed:
             self._probed.add(id(track))
             self._spawn(self._probe(track))
         self._emit("track", track)
+
+    def _watch_first_packet(self, receiver: Any, track: MediaStreamTrack) -> None:
+        """Unmute ``track`` at its receiver's first RTP packet (an instance wrapper, removed after it)."""
+        if "_handle_rtp_packet" in receiver.__dict__:
+            return
+        original = receiver._handle_rtp_packet
+
+        async def first_packet(packet: Any, arrival_time_ms: int) -> None:
+            receiver.__dict__.pop("_handle_rtp_packet", None)  # only the first packet
+            if not self._closed:
+                track.muted = False  # type: ignore[attr-defined]
+                self._rec("media", "unmute", track.kind, ref=f"{self.actor}:{track.kind}")
+                try:
+                    track.emit("unmute")  # the browser's track.onunmute (aiortc tracks are event emitters)
+                except Exception as exc:  # a raising listener must not break media
+                    self._error("onunmute", exc)
+                self._emit("unmute", track)
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = first_packet
 
     async def _probe(self, track: MediaStreamTrack) -> None:
         """Consume a remote track like a media element; record its first decoded frame."""

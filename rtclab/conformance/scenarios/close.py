@@ -45,6 +45,4 @@ scenario(
         **{k: observed(f, "caller", k) for k in ("events after close", "signalingState", "connectionState")},
         "createOffer after close": calls(f, "caller", "createOffer")[-1:],
     },
-    difference="rtclab's close() fires signalingstatechange, iceconnectionstatechange and connectionstatechange "
-               "handlers (the browser fires none, per W3C); not yet emulated (#18)",
 )

@@ -77,9 +77,6 @@ scenario(
     peer=lambda h: _unreachable(h, end=False),
     essentials=_unreachable_essentials,
     timeout_s=55.0,
-    difference="aioice keeps checking while no end-of-candidates came (`checking` for the whole 45 s window) "
-               "and never says `disconnected`; Chromium fails the connection ~15 s after checking started. "
-               "Not yet emulated (#18)",
 )
 
 scenario(
@@ -89,6 +86,4 @@ scenario(
     peer=lambda h: _unreachable(h, end=True),
     essentials=_unreachable_essentials,
     timeout_s=55.0,
-    difference="aioice fails after its STUN retransmissions (63.5 s, beyond the 45 s window) and has no "
-               "`disconnected`; Chromium fails ~15 s after checking started. Not yet emulated (#18)",
 )

@@ -36,8 +36,6 @@ scenario(
 }}""",
     peer=_connected,
     essentials=lambda f: machine_states(f, machines=("iceConnectionState",)),
-    difference="aiortc's ICE agent reports `completed` (never `connected`); rtclab records it as aiortc "
-               "reports it and does not yet emulate the browser's state machine (#18)",
 )
 
 
@@ -59,9 +57,6 @@ scenario(
 }""",
     peer=_no_candidates,
     essentials=lambda f: machine_states(f),
-    difference="aiortc starts checking as soon as both descriptions are set, with no remote candidate: "
-               "`checking` (and `connecting`) forever; the browser stays `new` until a remote candidate exists. "
-               "Not yet emulated (#18)",
 )
 
 
@@ -107,7 +102,4 @@ scenario(
     peer=_cut,
     essentials=_cut_essentials,
     timeout_s=55.0,
-    difference="aiortc has no `disconnected` state and no browser consent timers: after consent expiry "
-               "(aioice: 6 failures 5 s apart) the connection ends `closed` ~30 s after the cut; Chromium says "
-               "`disconnected` a few seconds after the cut and `failed` ~10 s later (Chromium column). Not yet emulated (#18)",
 )

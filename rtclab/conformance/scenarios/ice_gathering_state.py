@@ -30,8 +30,6 @@ scenario(
         "iceGatheringState": states(f, "caller", "iceGatheringState"),
         "icecandidate events": count(f, "caller", "ice", "candidate", "gathered") + count(f, "caller", "ice", "candidate", "end"),
     },
-    difference="aiortc runs its gathering step for the empty offer (`gathering` → `complete`, then "
-               "end-of-candidates); the browser has no ICE transport to gather for. Not yet emulated (#18)",
 )
 
 
@@ -72,7 +70,4 @@ scenario(
 }""",
     peer=_trickle,
     essentials=_trickle_essentials,
-    difference="rtclab emits the null candidate (end-of-candidates) just before it reports `complete`; "
-               "Chromium fires `icegatheringstatechange` to `complete` first. (Chromium also gathers a TCP "
-               "host candidate per address, `tcptype active`, not compared here.)",
 )

@@ -59,6 +59,4 @@ scenario(
         **{k: observed(f, "callee", k) for k in ("track during setRemoteDescription", "muted at track", "unmute")},
         "callee first frame": count(f, "callee", "media", "first-frame") > 0,
     },
-    difference="aiortc's remote tracks have no `muted` flag and no `unmute` event; rtclab does not yet emulate "
-               "them (#18)",
 )

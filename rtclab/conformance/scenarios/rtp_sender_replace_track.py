@@ -28,6 +28,4 @@ scenario(
 }""",
     peer=_other_kind,
     essentials=lambda f: {"replaceTrack": calls(f, "caller", "replaceTrack")},
-    difference="aiortc accepts a track of the other kind silently (the sender then sends it on the wrong "
-               "m-line); rtclab does not check the kind yet (#18)",
 )
