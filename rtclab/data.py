@@ -24,7 +24,7 @@ _ROOT = Path(__file__).resolve().parent.parent / "data"
 REFERENCE_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     f"{flow}-{topo}": (flow, {"network": "sim", "topology": topo, "seed": 7, "answer_delay_ms": 1000.0})
     for flow in ("basic", "mdn", "answer-on-click", "offer-before-tracks", "counteroffer", "vanilla", "glare", "perfect",
-                 "forgot-candidates", "queue-on-click")
+                 "forgot-candidates", "queue-on-click", "article")
     for topo in ("lan", "nat")
 }
 
