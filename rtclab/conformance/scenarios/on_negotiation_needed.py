@@ -125,7 +125,4 @@ scenario(
         **{f"callee {k}": observed(f, "callee", k) for k in ("transceivers", "direction", "currentDirection", "renegotiated", "new candidates")},
         "caller first frame": count(f, "caller", "media", "first-frame") > 0,
     },
-    difference="rtclab fires negotiationneeded only for new transceivers and the first data channel, not for a "
-               "direction change of a reused transceiver: the callee never renegotiates and media stays one-way "
-               "(renegotiation is #18's work)",
 )

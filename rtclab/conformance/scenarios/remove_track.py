@@ -52,6 +52,4 @@ scenario(
 }}""",
     peer=_remove,
     essentials=_essentials,
-    difference="`Peer` has no removeTrack() yet (an AttributeError; aiortc 1.16 has none either), so no "
-               "negotiationneeded and the transceiver stays sendrecv (#18's work)",
 )

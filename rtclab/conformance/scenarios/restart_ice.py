@@ -68,6 +68,4 @@ scenario(
   await h.waitFor(() => h.count("callee", "call", "observe:message") > 0, 3);"""),
     peer=_restart,
     essentials=_essentials,
-    difference="`Peer` has no restartIce() yet (aiortc 1.16 has none either): the call is an AttributeError and "
-               "nothing is renegotiated (#18's work)",
 )

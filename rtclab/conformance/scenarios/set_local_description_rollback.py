@@ -47,6 +47,4 @@ scenario(
   await h.waitFor(() => h.count("callee", "call", "observe:message") > 0, 3);"""),
     peer=_during_call,
     essentials=_essentials,
-    difference="rtclab rolls back by closing the aiortc connection and creating a new one: the established call "
-               "is torn down (states back to `new`, data channel closed). Rollback that keeps the call is #18's work",
 )
