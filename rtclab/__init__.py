@@ -9,6 +9,12 @@ Examples
 >>> run = rtclab.run("basic", seed=1)  # doctest: +SKIP
 >>> run.outcome  # doctest: +SKIP
 'connected'
+
+Your own apps, written like the built-in flows (see :class:`rtclab.App`):
+
+>>> async def caller(app): ...  # doctest: +SKIP
+>>> async def callee(app): ...  # doctest: +SKIP
+>>> rtclab.run(caller=caller, callee=callee, topology="nat")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import logging
 
 from .diagnose import Diagnosis, Finding, diagnose
-from .flows import FLOWS, Flow, get_flow
+from .exercises import Verdict, check
+from .flows import FLOWS, Flow, as_flow, get_flow
 from .internals import load_webrtc_internals
 from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
 from .metrics import compute_metrics, outcome
@@ -45,9 +52,12 @@ __all__ = [
     "Trace",
     "TraceFormatError",
     "User",
+    "Verdict",
     "__version__",
     "arun",
+    "as_flow",
     "capture_events",
+    "check",
     "compute_metrics",
     "diagnose",
     "flow_source",
@@ -62,7 +72,7 @@ __all__ = [
     "versions",
 ]
 
-_LAZY = {"plots", "widgets", "network", "data", "browser", "server", "conformance"}
+_LAZY = {"plots", "widgets", "network", "data", "browser", "server", "conformance", "exercises"}
 
 
 def __getattr__(name: str):  # lazy submodules: ``rtclab.plots`` without importing matplotlib up front

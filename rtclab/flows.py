@@ -18,6 +18,7 @@ Messages follow the MDN sample: ``{"type": "video-offer", "target", "sdp"}``,
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,20 +27,120 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lab import App
     from .peer import Peer
 
-__all__ = ["FLOWS", "Flow", "get_flow"]
+__all__ = ["FLOWS", "Flow", "as_flow", "get_flow"]
 
 AppCode = Callable[["App"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Flow:
-    """A flow: the caller's and the callee's app code, and what it teaches."""
+    """A flow: the caller's and the callee's app code, and what it teaches.
+
+    The built-in flows of :data:`FLOWS` are ``Flow`` objects, and so is a
+    learner's own: build one from two async app functions and pass it
+    wherever a flow name goes (:func:`rtclab.run`, :func:`rtclab.sweep`,
+    :func:`rtclab.flow_source`, :class:`rtclab.widgets.CallPanel`).
+
+    Parameters
+    ----------
+    name
+        What runs, sweeps and plots call it (the ``flow`` column).
+    summary
+        One line saying what the apps do.
+    caller, callee
+        ``async def app(app: rtclab.App) -> None``: each side's page. A
+        symmetric app (both users click *Call*, as in ``glare`` and
+        ``perfect``) is one function given as both; it tells the sides apart
+        by ``app.actor``.
+    media
+        Whether the call is meant to carry media: ``True`` waits for a
+        first frame both ways before calling it a success (``no-media``
+        otherwise); ``False`` ends the run as soon as both sides connect.
+
+    Examples
+    --------
+    >>> import rtclab
+    >>> async def caller(app): ...
+    >>> async def callee(app): ...
+    >>> flow = rtclab.Flow("mine", "my first call", caller, callee)
+    >>> flow.name, flow.media
+    ('mine', True)
+    >>> rtclab.run(flow, topology="nat").outcome  # doctest: +SKIP
+    'connected'
+    """
 
     name: str
     summary: str
     caller: AppCode
     callee: AppCode
     media: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"a Flow's name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.summary, str):
+            raise TypeError(f"a Flow's summary must be a string, got {type(self.summary).__name__}")
+        for side in ("caller", "callee"):
+            _check_app(side, getattr(self, side))
+        if not isinstance(self.media, bool):
+            raise TypeError(f"a Flow's media flag must be True or False, got {self.media!r}")
+
+
+def _check_app(side: str, fn: Any) -> None:
+    """A clear ``TypeError`` unless ``fn`` can be an app: ``async def fn(app)``."""
+    if not callable(fn):
+        raise TypeError(f"{side} must be an async function taking the app (async def {side}(app): ...), got {fn!r}")
+    if inspect.isfunction(fn) and not inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{side} {fn.__name__!r} must be an async function: write 'async def {fn.__name__}(app): ...'"
+            " (apps await browser calls such as setRemoteDescription)"
+        )
+
+
+def as_flow(flow: str | Flow | None = None, *, caller: AppCode | None = None, callee: AppCode | None = None) -> Flow:
+    """The :class:`Flow` to run, from a name, a Flow, or two app functions.
+
+    Parameters
+    ----------
+    flow
+        A name from :data:`FLOWS` or a :class:`Flow`; ``None`` with
+        ``caller``/``callee`` given builds one from them (default ``"basic"``).
+    caller, callee
+        The learner's two async app functions. Both are needed; for a
+        symmetric app pass the same function twice. The flow is named after
+        them (``"my_caller/my_callee"``, or the one name of a symmetric app).
+
+    Raises
+    ------
+    TypeError
+        A flow and app functions together, only one of caller/callee, or an
+        app that is not an async function.
+    KeyError
+        An unknown flow name.
+
+    Examples
+    --------
+    >>> async def my_app(app): ...
+    >>> as_flow(caller=my_app, callee=my_app).name
+    'my_app'
+    >>> as_flow("basic").callee.__name__
+    'basic_callee'
+    """
+    if caller is None and callee is None:
+        return get_flow("basic" if flow is None else flow)
+    if flow is not None:
+        raise TypeError("give either a flow (a name or a Flow) or caller=/callee= app functions, not both")
+    if caller is None or callee is None:
+        missing = "callee" if callee is None else "caller"
+        raise TypeError(
+            f"{missing}= is missing: an own flow needs both apps"
+            " (for a symmetric app, such as both sides calling at once, pass the same function twice)"
+        )
+    _check_app("caller", caller)
+    _check_app("callee", callee)
+    cname, ename = (getattr(fn, "__name__", type(fn).__name__) for fn in (caller, callee))
+    name = cname if caller is callee else f"{cname}/{ename}"
+    return Flow(name, "your own flow", caller, callee)
 
 
 # --------------------------------------------------------------------------------------
@@ -647,8 +748,15 @@ FLOWS: dict[str, Flow] = {
 }
 
 
-def get_flow(name: str) -> Flow:
-    """The flow called ``name``; a clear ``KeyError`` lists the known ones."""
+def get_flow(name: str | Flow) -> Flow:
+    """The flow called ``name``; a clear ``KeyError`` lists the known ones.
+
+    A :class:`Flow` object (a learner's own) is returned as it is.
+    """
+    if isinstance(name, Flow):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"a flow is a name (see rtclab.FLOWS) or an rtclab.Flow, got {type(name).__name__}")
     try:
         return FLOWS[name]
     except KeyError:

@@ -26,6 +26,7 @@ import pandas as pd
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import media
+from .flows import AppCode, Flow, as_flow
 from .metrics import finalize_candidates, metrics_from_rows
 from .peer import Peer
 from .signaling import Channel, Endpoint
@@ -75,11 +76,25 @@ DEADLINE_REAL_S = 10.0
 
 
 class User:
-    """The person in front of one app: answers after a think time, or on a button.
+    """The person in front of one app: clicks *Call*, thinks, clicks *Answer*.
 
-    In scripted runs, :meth:`answer` waits ``answer_delay_ms``. A
-    :class:`rtclab.widgets.CallPanel` makes it wait for a real click instead,
-    through :meth:`click`.
+    Every app has one, as ``app.user``. In a scripted run the user answers
+    after ``answer_delay_ms`` (the think time); in the call panel
+    (:class:`rtclab.widgets.CallPanel`) on the real network :meth:`answer`
+    waits for a real click on the panel's **Answer** button instead. Clicks
+    are recorded as ``user`` rows, so plots show when the person acted.
+
+    Examples
+    --------
+    In a callee's app, ring and wait for the user, as the sample app's
+    incoming-call dialog does:
+
+    >>> async def callee(app):
+    ...     async def on_message(msg):
+    ...         if msg["type"] == "video-offer":
+    ...             await app.user.answer()  # the Answer button
+    ...             ...
+    ...     app.on_message(on_message)
     """
 
     def __init__(self, actor: str, trace: Trace, *, answer_delay_ms: float | None) -> None:
@@ -96,17 +111,51 @@ class User:
         return fut
 
     def click(self, what: str) -> None:
-        """A real click on a button (used by the call panel)."""
+        """Deliver a real click on the button ``what`` (used by the call panel).
+
+        Parameters
+        ----------
+        what
+            The button: ``"answer"`` releases a pending :meth:`answer`.
+
+        Examples
+        --------
+        >>> user.click("answer")  # doctest: +SKIP
+        """
         fut = self._future(what)
         if not fut.done():
             fut.set_result(None)
 
     def call(self) -> None:
-        """The user clicks *Call* (recorded)."""
+        """Record that this user clicks *Call* (a ``user`` row, value ``call``).
+
+        The runner clicks *Call* for the caller before its app starts; an app
+        in which both users call at once (``glare``, ``perfect``) calls it
+        for the callee. It only records: the app itself then does what its
+        *Call* button's handler does in a web page.
+
+        Examples
+        --------
+        >>> async def both_call(app):
+        ...     if app.actor == "callee":
+        ...         app.user.call()  # the other user clicks Call too
+        """
         self.trace.record("user", "user", "click", "call", detail=self.actor)
 
     async def answer(self) -> None:
-        """Ring, then return when the user clicks *Answer* (recorded)."""
+        """Ring, then return when the user clicks *Answer*.
+
+        Maps to the moment the incoming-call dialog's **Answer** button is
+        clicked in the sample app. Records a ``prompt`` row when ringing
+        starts and a ``click`` row (value ``answer``) when the user answers:
+        after ``answer_delay_ms`` in scripted runs, on the real click in the
+        call panel.
+
+        Examples
+        --------
+        >>> async def callee(app):
+        ...     await app.user.answer()  # the user thinks, then clicks Answer
+        """
         self.trace.record("user", "user", "prompt", "answer", detail=self.actor)
         if self.answer_delay_ms is None:
             await self._future("answer")
@@ -116,11 +165,70 @@ class User:
 
 
 class App:
-    """What one side's web page has: signaling, peer connections, camera, its user.
+    """What one side's web page has: peer connections, a camera, a signaling socket, a user.
 
-    Flows are written against this object only, like browser code:
-    ``app.RTCPeerConnection()``, ``app.getUserMedia()``, ``app.send(msg)``,
-    ``app.on_message(handler)``, ``await app.user.answer()``.
+    This is the learner's API: the built-in flows and your own are async
+    functions ``async def caller(app)`` / ``async def callee(app)`` written
+    against this object only, the way a web page's script is written against
+    the browser. Each method is the browser (or sample-app) facility named
+    beside it:
+
+    =====================================  =============================================
+    rtclab                                  in a web page
+    =====================================  =============================================
+    ``pc = app.RTCPeerConnection()``        ``pc = new RTCPeerConnection(config)``
+    ``app.getUserMedia()``                  ``await navigator.mediaDevices.getUserMedia()``
+    ``app.send(msg)``                       ``socket.send(JSON.stringify(msg))``
+    ``app.on_message(handler)``             ``socket.onmessage = handler``
+    ``await app.user.answer()``             the user clicks the *Answer* button
+    ``app.user.call()``                     the user clicks the *Call* button
+    ``app.report_error(err)``               the sample's ``reportError(err)`` (console log)
+    ``app.actor``, ``app.other``            who am I, who is ``target``
+    =====================================  =============================================
+
+    The peer connection (:class:`rtclab.Peer`) keeps the browser's names:
+    ``createOffer``, ``setLocalDescription``, ``addIceCandidate``,
+    ``addTrack``, ``pc.on("icecandidate", handler)`` for
+    ``pc.onicecandidate = handler``, and so on. Every call and event is
+    recorded in the run's frame. An exception your app does not catch, at the
+    top of the function or in any handler, becomes an ``error`` row whose
+    ``detail`` ends with the line of your code that raised it; the run goes
+    on to its outcome or deadline, as a page goes on after an uncaught
+    error.
+
+    Attributes
+    ----------
+    actor
+        ``"caller"`` or ``"callee"``: which side this page is.
+    user
+        The :class:`User` in front of this page.
+    state
+        A dict for your own app state, if a closure is not enough.
+
+    Examples
+    --------
+    A caller that adds its camera and offers when the browser says
+    negotiation is needed:
+
+    >>> async def caller(app):
+    ...     pc = app.RTCPeerConnection()
+    ...     pc.on("icecandidate", lambda c: app.send(
+    ...         {"type": "new-ice-candidate", "target": app.other, "candidate": c}))
+    ...     async def on_negotiationneeded():
+    ...         await pc.setLocalDescription(await pc.createOffer())
+    ...         app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+    ...     pc.on("negotiationneeded", on_negotiationneeded)
+    ...     async def on_message(msg):
+    ...         if msg["type"] == "video-answer":
+    ...             await pc.setRemoteDescription(msg["sdp"])
+    ...         elif msg["type"] == "new-ice-candidate":
+    ...             await pc.addIceCandidate(msg["candidate"])
+    ...     app.on_message(on_message)
+    ...     for track in app.getUserMedia():
+    ...         pc.addTrack(track)
+    >>> import rtclab
+    >>> rtclab.run(caller=caller, callee=rtclab.flows.basic_callee).outcome  # doctest: +SKIP
+    'connected'
     """
 
     def __init__(
@@ -139,43 +247,141 @@ class App:
 
     @property
     def other(self) -> str:
-        """The other side's name (the MDN sample's ``target``)."""
+        """The other side's name: the ``target`` of the messages you send.
+
+        Examples
+        --------
+        >>> app.send({"type": "hang-up", "target": app.other})  # doctest: +SKIP
+        """
         return "callee" if self.actor == "caller" else "caller"
 
     def RTCPeerConnection(self) -> Peer:  # noqa: N802 - browser name
-        """A new instrumented peer connection for this side."""
+        """Create a peer connection for this side: ``new RTCPeerConnection()``.
+
+        The configuration is the run's: its ICE servers (the simulated
+        STUN/TURN servers, or none) and rtclab's browser emulations. Create
+        as many as your app needs; all are closed when the run ends.
+
+        Returns
+        -------
+        rtclab.Peer
+            The instrumented connection, with the browser's method and
+            attribute names (``createOffer``, ``signalingState``…) and
+            ``pc.on(event, handler)`` for the ``on<event>`` properties.
+
+        Examples
+        --------
+        >>> pc = app.RTCPeerConnection()  # doctest: +SKIP
+        >>> pc.signalingState  # doctest: +SKIP
+        'stable'
+        """
         pc = Peer(self.actor, self.trace, **self.peer_options)
         self.peers.append(pc)
         return pc
 
     def getUserMedia(self, *, video: bool = True, audio: bool = False) -> list[MediaStreamTrack]:  # noqa: N802
-        """Synthetic camera/microphone tracks (recorded as a ``call`` row)."""
+        """The camera (and microphone): ``navigator.mediaDevices.getUserMedia()``.
+
+        Synthetic tracks (no hardware needed), recorded as a ``call`` row. Not
+        awaited: permission prompts are not simulated.
+
+        Parameters
+        ----------
+        video, audio
+            Which tracks, as in ``getUserMedia({video, audio})``.
+
+        Returns
+        -------
+        list of MediaStreamTrack
+            The stream's tracks (``stream.getTracks()``): add them with
+            ``pc.addTrack(track)``.
+
+        Examples
+        --------
+        >>> for track in app.getUserMedia():  # doctest: +SKIP
+        ...     pc.addTrack(track)
+        """
         tracks = media.getUserMedia(video=video, audio=audio, video_size=self.video_size)
         self.tracks.extend(tracks)
         self.trace.record(self.actor, "call", "getUserMedia", "ok", detail=",".join(t.kind for t in tracks))
         return tracks
 
     def send(self, message: dict[str, Any]) -> str:
-        """Send a signaling message to the other app."""
+        """Send a signaling message to the other app: ``socket.send(JSON.stringify(message))``.
+
+        The message travels over the run's signaling channel, with its
+        latency, jitter, loss, duplication and reordering; it is recorded as
+        ``sent``, then ``delivered`` or ``dropped``. Use the MDN sample's
+        shapes: ``{"type": "video-offer", "target": app.other, "sdp": ...}``,
+        ``video-answer``, ``new-ice-candidate`` (``candidate``; ``None`` for
+        end-of-candidates), ``hang-up``; any JSON-like dict goes.
+
+        Returns
+        -------
+        str
+            The message's ``ref`` in the frame (e.g. ``"m3"``).
+
+        Examples
+        --------
+        >>> app.send({"type": "video-offer", "target": app.other,
+        ...           "sdp": pc.localDescription})  # doctest: +SKIP
+        'm1'
+        """
         return self.endpoint.send(message)
 
     def on_message(self, handler: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-        """Set the handler of incoming signaling messages (``socket.onmessage``)."""
+        """Set the handler of incoming signaling messages: ``socket.onmessage = handler``.
+
+        ``handler(msg)`` gets the message dict (already parsed, as after
+        ``JSON.parse(event.data)``; a missing key reads as ``None``, like
+        ``undefined``). It may be ``async``; messages are delivered one by
+        one, and an async handler's work runs on while the next message
+        arrives, as in a page. A message that arrives before a handler is set
+        is lost (a ``NoHandler`` error row). Also usable as a decorator.
+
+        Examples
+        --------
+        >>> @app.on_message  # doctest: +SKIP
+        ... async def on_message(msg):
+        ...     if msg["type"] == "video-answer":
+        ...         await pc.setRemoteDescription(msg["sdp"])
+        """
         return self.endpoint.on_message(handler)
 
     def reject(self, message: Any, reason: str) -> None:
-        """Record that the app could not handle a message (unknown type, bad fields)."""
+        """Record that the app could not handle a message (unknown type, bad fields).
+
+        An ``error`` row (``UnknownMessage``) instead of silence: what a
+        careful page logs in the ``default:`` branch of its message switch.
+
+        Examples
+        --------
+        >>> app.reject(msg, "unknown message type")  # doctest: +SKIP
+        """
         kind = message.get("type") if isinstance(message, dict) else type(message).__name__
         self.trace.record(self.actor, "error", "onmessage", "UnknownMessage", detail=f"{reason}: {str(kind)[:64]!r}")
 
     def report_error(self, exc: BaseException) -> None:
-        """Log an error the app caught (the sample's ``reportError``): an ``error`` row."""
-        from .peer import error_name
+        """Log an error the app caught: the MDN sample's ``reportError(err)``.
 
-        self.trace.record(self.actor, "error", "app", error_name(exc), detail=str(exc))
+        An ``error`` row named after the browser's error type
+        (``InvalidStateError``…), with the message and the line of your code
+        that raised it. The app goes on.
+
+        Examples
+        --------
+        >>> try:  # doctest: +SKIP
+        ...     await pc.addIceCandidate(msg["candidate"])
+        ... except Exception as err:
+        ...     app.report_error(err)
+        """
+        from .peer import error_name
+        from .tracebacks import with_location
+
+        self.trace.record(self.actor, "error", "app", error_name(exc), detail=with_location(str(exc), exc))
 
     async def close(self) -> None:
-        """Close every peer and stop every track of this app."""
+        """Close every peer and stop every track of this app (the runner does it at the end)."""
         for pc in self.peers:
             try:
                 await pc.close()
@@ -243,7 +449,7 @@ class Run:
         return f"Run(flow={self.flow!r}, outcome={self.outcome!r}, reason={self.reason!r}, events={len(self.events)} rows)"
 
 
-def _params(flow: str, params: dict[str, Any]) -> dict[str, Any]:
+def _params(flow: str | Flow, params: dict[str, Any]) -> dict[str, Any]:
     from .flows import get_flow
 
     spec = get_flow(flow)
@@ -331,7 +537,7 @@ def _quiet_closed_connects(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _play(
-    flow: str, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None,
+    flow: str | Flow, p: dict[str, Any], trace_box: list[Trace], net: SimNetwork | None, hooks: Any = None,
     abort: threading.Event | None = None,
 ) -> None:
     """Play one call inside the running loop; always cleans up."""
@@ -416,10 +622,11 @@ async def _guarded(trace: Trace, actor: str, coro: Any) -> None:
         await coro
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # an uncaught exception at the top of an app
         from .peer import error_name
+        from .tracebacks import with_location
 
-        trace.record(actor, "error", "app", error_name(exc), detail=str(exc))
+        trace.record(actor, "error", "app", error_name(exc), detail=with_location(str(exc), exc))
 
 
 class _Watcher:
@@ -524,7 +731,7 @@ class _Watcher:
             await asyncio.sleep(0.005)
 
 
-def _finish(flow: str, p: dict[str, Any], trace: Trace | None, wall_s: float, error: BaseException | None) -> Run:
+def _finish(flow: str | Flow, p: dict[str, Any], trace: Trace | None, wall_s: float, error: BaseException | None) -> Run:
     if trace is None:
         trace = Trace(clock=lambda: 0.0)
     if error is not None:
@@ -535,22 +742,30 @@ def _finish(flow: str, p: dict[str, Any], trace: Trace | None, wall_s: float, er
     events = trace.frame()
     # from the recorded tuples: the same values as compute_metrics(events), without pandas filters
     metrics = metrics_from_rows(trace.rows, media=_flow_media(flow))
-    return Run(flow=flow, params=p, events=events, metrics=metrics, wall_s=wall_s)
+    return Run(flow=p.get("flow", flow) if isinstance(flow, str) else flow.name, params=p, events=events, metrics=metrics, wall_s=wall_s)
 
 
-def _flow_media(flow: str) -> bool:
+def _flow_media(flow: str | Flow) -> bool:
     from .flows import get_flow
 
     return get_flow(flow).media
 
 
-async def arun(flow: str, **params: Any) -> Run:
-    """Play one call of ``flow`` and return its :class:`Run` (``await``-able).
+async def arun(
+    flow: str | Flow | None = None, *, caller: AppCode | None = None, callee: AppCode | None = None, **params: Any,
+) -> Run:
+    """Play one call and return its :class:`Run` (``await``-able).
 
     Parameters
     ----------
     flow
-        A flow name (see ``rtclab.flows.FLOWS``).
+        A flow name (see ``rtclab.FLOWS``; default ``"basic"``) or an
+        :class:`rtclab.Flow` you built.
+    caller, callee
+        Instead of ``flow``: your own two apps, ``async def caller(app)`` and
+        ``async def callee(app)`` written against :class:`App` (for a
+        symmetric app, the same function twice). The run's ``flow`` is
+        named after them.
     **params
         See :data:`DEFAULTS`: ``seed``, ``network`` (``"sim"``/``"real"``),
         ``topology`` (``"lan"``/``"nat"``), ``nat`` (type or ``(caller,
@@ -562,12 +777,22 @@ async def arun(flow: str, **params: Any) -> Run:
         height)`` on the simulated network: 160x120 by default, to keep long
         calls cheap; ``(320, 240)`` is the real network's picture).
 
+    Notes
+    -----
+    An exception your app code does not catch is an ``error`` row whose
+    ``detail`` ends with ``(at FILE:LINE, in FUNCTION)``: the last line of
+    *your* code in the traceback. The run still ends at its outcome or its
+    deadline.
+
     Examples
     --------
     >>> import asyncio, rtclab
     >>> asyncio.run(rtclab.arun("basic")).outcome  # doctest: +SKIP
     'connected'
+    >>> asyncio.run(rtclab.arun(caller=my_caller, callee=my_callee))  # doctest: +SKIP
+    Run(flow='my_caller/my_callee', outcome='connected', ...)
     """
+    flow = as_flow(flow, caller=caller, callee=callee)
     p = _params(flow, params)
     if p["network"] == "sim":
         abort = threading.Event()
@@ -579,7 +804,7 @@ async def arun(flow: str, **params: Any) -> Run:
     return await _arun_real(flow, p)
 
 
-async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None, abort: threading.Event | None = None) -> Run:
+async def _arun_real(flow: str | Flow, p: dict[str, Any], hooks: Any = None, abort: threading.Event | None = None) -> Run:
     import time
 
     box: list[Trace] = []
@@ -594,7 +819,7 @@ async def _arun_real(flow: str, p: dict[str, Any], hooks: Any = None, abort: thr
     return _finish(flow, p, box[0] if box else None, time.perf_counter() - t0, error)
 
 
-def _run_blocking(flow: str, p: dict[str, Any], abort: threading.Event | None = None) -> Run:
+def _run_blocking(flow: str | Flow, p: dict[str, Any], abort: threading.Event | None = None) -> Run:
     """Run in this thread, which must have no running event loop."""
     import time
 
@@ -624,12 +849,15 @@ def _run_blocking(flow: str, p: dict[str, Any], abort: threading.Event | None = 
     return _finish(flow, p, box[0] if box else None, time.perf_counter() - t0, error)
 
 
-def run(flow: str = "basic", **params: Any) -> Run:
-    """Play one call of ``flow`` and return its :class:`Run`.
+def run(
+    flow: str | Flow | None = None, *, caller: AppCode | None = None, callee: AppCode | None = None, **params: Any,
+) -> Run:
+    """Play one call and return its :class:`Run`.
 
     Works from plain Python and inside a running Jupyter kernel (the call then
     runs in a worker thread with its own event loop; no ``nest_asyncio``).
-    Parameters are those of :func:`arun`.
+    Parameters are those of :func:`arun`: a flow name (default ``"basic"``),
+    an :class:`rtclab.Flow`, or your own ``caller=``/``callee=`` apps.
 
     Examples
     --------
@@ -637,7 +865,14 @@ def run(flow: str = "basic", **params: Any) -> Run:
     >>> r = rtclab.run("basic", seed=1)  # doctest: +SKIP
     >>> r.outcome  # doctest: +SKIP
     'connected'
+
+    Your own apps, written in a notebook cell:
+
+    >>> async def my_callee(app):  # doctest: +SKIP
+    ...     ...
+    >>> rtclab.run(caller=rtclab.flows.basic_caller, callee=my_callee, topology="nat")  # doctest: +SKIP
     """
+    flow = as_flow(flow, caller=caller, callee=callee)
     p = _params(flow, params)
     try:
         asyncio.get_running_loop()
@@ -652,12 +887,20 @@ def run(flow: str = "basic", **params: Any) -> Run:
             raise
 
 
-def flow_source(flow: str, *, helpers: bool = True) -> str:
+def flow_source(flow: str | Flow, *, helpers: bool = True) -> str:
     """The source code of a flow's two apps, for printing in notebooks.
 
     With ``helpers=True`` the shared pieces of app code they call
     (``send_candidates``, ``send_offer_on_negotiationneeded``,
-    ``CandidateQueue``) are printed first, so nothing the app does is hidden.
+    ``CandidateQueue`` from ``rtclab.flows``) are printed first, so nothing
+    the app does is hidden. A symmetric flow's one app is printed once.
+
+    Parameters
+    ----------
+    flow
+        A flow name or a :class:`rtclab.Flow` (your own apps too). When an
+        app's source cannot be found (code made by ``exec`` of a string, a
+        builtin), a one-line comment says so in its place.
 
     Examples
     --------
@@ -681,9 +924,31 @@ def flow_source(flow: str, *, helpers: bool = True) -> str:
             if isinstance(const, types.CodeType):
                 names(const)
 
+    def uses(fn: Any, helper: str) -> bool:
+        # the helper of rtclab.flows, by that name (a learner's own helper of the same name is not it)
+        glob = getattr(fn, "__globals__", {})
+        return glob.get(helper, getattr(flows, helper) if "flows" in used else None) is getattr(flows, helper)
+
     for fn in apps:
-        names(fn.__code__)
-    shared = [getattr(flows, n) for n in ("send_candidates", "send_offer_on_negotiationneeded", "CandidateQueue") if n in used]
-    parts = [inspect.getsource(obj) for obj in (shared if helpers else [])]
-    parts += [inspect.getsource(fn) for fn in apps]
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            names(code)
+    shared = [
+        getattr(flows, n)
+        for n in ("send_candidates", "send_offer_on_negotiationneeded", "CandidateQueue")
+        if n in used and any(uses(fn, n) for fn in apps)
+    ]
+    parts = [_source(obj) for obj in (shared if helpers else [])]
+    parts += [_source(fn) for fn in apps]
     return "\n\n".join(p.rstrip() for p in parts) + "\n"
+
+
+def _source(obj: Any) -> str:
+    """``inspect.getsource(obj)``, or a comment saying why it is not available."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError) as exc:
+        name = getattr(obj, "__qualname__", None) or repr(obj)
+        code = getattr(obj, "__code__", None)
+        where = f" (defined in {code.co_filename})" if code is not None else ""
+        return f"# source of {name} is not available{where}: {exc}"

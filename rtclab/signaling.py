@@ -55,7 +55,17 @@ class Message(dict):  # type: ignore[type-arg]
 
 
 def _app_error(exc: BaseException) -> tuple[str, str]:
-    """(browser-style error name, message) of an exception raised by an app's handler."""
+    """(browser-style error name, message) of an exception raised by an app's handler.
+
+    The message ends with the app's line that raised (see :mod:`rtclab.tracebacks`).
+    """
+    from .tracebacks import with_location
+
+    name, text = _app_error_text(exc)
+    return name, with_location(text, exc)
+
+
+def _app_error_text(exc: BaseException) -> tuple[str, str]:
     from .peer import error_name
 
     if isinstance(exc, AttributeError) and getattr(exc, "obj", 0) is None and getattr(exc, "name", None):

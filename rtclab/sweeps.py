@@ -18,9 +18,13 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .flows import AppCode, Flow
 
 __all__ = ["shutdown", "sweep", "trial_seed"]
 
@@ -58,22 +62,55 @@ def _warm_worker() -> None:
     gc.freeze()
 
 
-def _trial(job: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+def _flow_payload(flow: Flow) -> str | bytes:
+    """What a job carries to name its flow: the catalogue name, or the pickled Flow.
+
+    A learner's own flow is made of functions defined in a notebook
+    (``__main__``) or in code run from a string. The standard library's
+    pickle sends functions by reference (module + name), which a worker
+    process cannot import, so own flows travel *by value* with cloudpickle:
+    the code, defaults and closure of each app go into the job.
+    """
+    from .flows import FLOWS
+
+    if FLOWS.get(flow.name) is flow:
+        return flow.name
+    import cloudpickle
+
+    return cloudpickle.dumps(flow)
+
+
+@lru_cache(maxsize=8)
+def _load_flow(payload: str | bytes) -> str | Flow:
+    """The flow of a job (unpickled once per process, then reused)."""
+    if isinstance(payload, str):
+        return payload
+    import cloudpickle
+
+    flow: Flow = cloudpickle.loads(payload)
+    return flow
+
+
+def _trial(job: tuple[str | bytes, dict[str, Any]]) -> dict[str, Any]:
+    from .flows import get_flow
     from .lab import run
 
     if not _warm and _in_worker():
         _warm_worker()
-    flow, params = job
+    payload, params = job
+    flow = get_flow(_load_flow(payload))
     r = run(flow, **params)
-    row: dict[str, Any] = {"flow": flow, **params}
+    row: dict[str, Any] = {"flow": flow.name, **params}
     row.update(r.metrics.to_dict())
     row["wall_s"] = round(r.wall_s, 4)
     return row
 
 
 def sweep(
-    flow: str | Iterable[str],
+    flow: str | Flow | Iterable[str | Flow] | None = None,
     *,
+    caller: AppCode | None = None,
+    callee: AppCode | None = None,
     trials: int = 10,
     grid: Mapping[str, Iterable[Any]] | None = None,
     seed: int = 0,
@@ -87,7 +124,16 @@ def sweep(
     Parameters
     ----------
     flow
-        A flow name or several.
+        A flow name or several; :class:`rtclab.Flow` objects (your own)
+        mix with names.
+    caller, callee
+        Instead of ``flow``: your own two app functions, as in
+        :func:`rtclab.run`. They reach worker processes too, also when
+        defined in a notebook: own flows are sent to workers with
+        ``cloudpickle`` (by value), since the standard library's pickle can
+        only name a function and a worker cannot import a notebook's
+        ``__main__``. Whatever an app's closure holds must be picklable by
+        cloudpickle; each worker gets its own copy of it.
     trials
         Trials per flow and grid point; trial ``i`` of the whole sweep gets
         seed :func:`trial_seed(seed, i) <trial_seed>`, whatever runs it.
@@ -124,15 +170,20 @@ def sweep(
     >>> len(df)  # doctest: +SKIP
     4
     """
+    from .flows import Flow, as_flow, get_flow
     from .lab import _params
 
-    flows = [flow] if isinstance(flow, str) else list(flow)
+    if caller is not None or callee is not None or flow is None or isinstance(flow, (str, Flow)):
+        flows = [as_flow(flow, caller=caller, callee=callee)]  # type: ignore[arg-type]
+    else:
+        flows = [get_flow(f) for f in flow]
     grid = dict(grid or {})
     names = list(grid)
     points = list(itertools.product(*(list(grid[n]) for n in names))) or [()]
-    jobs: list[tuple[str, dict[str, Any]]] = []
+    payloads = [_flow_payload(f) for f in flows]
+    jobs: list[tuple[str | bytes, dict[str, Any]]] = []
     index = 0
-    for f in flows:
+    for f, payload in zip(flows, payloads):
         for point in points:
             for _ in range(int(trials)):
                 p = dict(params)
@@ -140,10 +191,10 @@ def sweep(
                 p["seed"] = trial_seed(seed, index)
                 _params(f, p)  # validate early, in the caller's process
                 p["trial"] = index
-                jobs.append((f, p))
+                jobs.append((payload, p))
                 index += 1
     runnable = [(f, {k: v for k, v in p.items() if k != "trial"}) for f, p in jobs]
-    bar = _bar(len(jobs), progress, desc=f"sweep {'/'.join(flows)}")
+    bar = _bar(len(jobs), progress, desc=f"sweep {'/'.join(f.name for f in flows)}")
     rows: list[dict[str, Any]] = []
     try:
         if executor is not None:

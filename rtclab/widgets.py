@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from .flows import FLOWS
+from .flows import FLOWS, Flow, get_flow
 from .lab import NAT_TYPES, Run, run
 
 __all__ = ["CallPanel"]
@@ -49,7 +49,8 @@ class CallPanel:
     Parameters
     ----------
     flow
-        The flow to play (any of ``rtclab.FLOWS``).
+        The flow to play: a name from ``rtclab.FLOWS`` or your own
+        :class:`rtclab.Flow` (added to the flow menu under its name).
     network
         ``"sim"`` or ``"real"``.
     **params
@@ -62,12 +63,18 @@ class CallPanel:
     >>> panel.call().outcome  # doctest: +SKIP
     'connected'
     >>> panel  # in a notebook this displays the panel  # doctest: +SKIP
+    >>> CallPanel(rtclab.Flow("mine", "my apps", my_caller, my_callee))  # doctest: +SKIP
     """
 
-    def __init__(self, flow: str = "counteroffer", *, network: str = "sim", auto_answer: bool = False, **params: Any) -> None:
+    def __init__(self, flow: str | Flow = "counteroffer", *, network: str = "sim", auto_answer: bool = False, **params: Any) -> None:
         w = _widgets()
         self.params = dict(params)
-        self.flow = w.Dropdown(options=list(FLOWS), value=flow, description="flow")
+        spec = get_flow(flow)  # a clear error for an unknown name
+        options: list[tuple[str, str | Flow]] = [(name, name) for name in FLOWS]
+        if FLOWS.get(spec.name) is not spec:  # an own flow: listed first, chosen
+            options.insert(0, (spec.name, spec))
+        self.flow = w.Dropdown(options=options, value=spec.name if FLOWS.get(spec.name) is spec else spec,
+                               description="flow")
         self.network = w.Dropdown(options=["sim", "real"], value=network, description="network")
         self.topology = w.Dropdown(options=["lan", "nat"], value=self.params.pop("topology", "lan"), description="topology")
         self.nat = w.Dropdown(options=list(NAT_TYPES), value=self.params.pop("nat", "port-restricted"), description="NAT")
@@ -202,7 +209,7 @@ class CallPanel:
 class _LiveCall:
     """A real-network call in a worker thread whose callee waits for a real click."""
 
-    def __init__(self, flow: str, params: dict[str, Any], on_row: Any) -> None:
+    def __init__(self, flow: str | Flow, params: dict[str, Any], on_row: Any) -> None:
         self.flow = flow
         self.params = params
         self.on_row = on_row

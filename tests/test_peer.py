@@ -570,9 +570,13 @@ def test_raising_handlers_do_not_break_the_peer(foundation_arun, foundation_pair
             await foundation_poll(lambda: len(rows(trace, "caller", "error", "onicecandidate")) == len(seen),
                                   what="async handler errors")
             sig = rows(trace, "caller", "error", "onsignalingstatechange")
-            assert [(r[4], r[7]) for r in sig] == [("RuntimeError", "handler bug")]
+            # each detail ends with the handler's line (app code, see rtclab.tracebacks)
+            here = __file__
+            line = boom.__code__.co_firstlineno + 1
+            assert [(r[4], r[7]) for r in sig] == [("RuntimeError", f"handler bug (at {here}:{line}, in boom)")]
+            line = async_boom.__code__.co_firstlineno + 1
             assert {(r[4], r[7]) for r in rows(trace, "caller", "error", "onicecandidate")} == {
-                ("ValueError", "async handler bug")
+                ("ValueError", f"async handler bug (at {here}:{line}, in async_boom)")
             }
 
     foundation_arun(main())

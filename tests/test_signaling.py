@@ -8,6 +8,7 @@ exact and identical across runs, and no test waits for wall-clock time.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,9 +195,14 @@ def test_handler_exceptions_become_error_rows(foundation_virtual_run) -> None:
     trace, got = foundation_virtual_run(main())
     assert got == ["video-offer", "hang-up"]
     errors = sorted((r[1], r[3], r[4], r[7]) for r in trace.rows if r[2] == "error")
+    here = Path(__file__).resolve()
+    source = here.read_text().splitlines()
+    raise_sdp = source.index('                raise KeyError("sdp")') + 1
+    raise_rt = source.index('            raise RuntimeError(f"cannot handle {m[\'type\']}")') + 1
+    # each detail ends with the handler's own line (the app's code, see rtclab.tracebacks)
     assert errors == [
-        ("callee", "onmessage", "KeyError", "'sdp'"),
-        ("caller", "onmessage", "RuntimeError", "cannot handle video-answer"),
+        ("callee", "onmessage", "KeyError", f"'sdp' (at {here}:{raise_sdp}, in sync_handler)"),
+        ("caller", "onmessage", "RuntimeError", f"cannot handle video-answer (at {here}:{raise_rt}, in async_handler)"),
     ]
 
 

@@ -219,7 +219,9 @@ class Peer(
         self.trace.record(self.actor, kind, name, value, **kw)
 
     def _error(self, where: str, exc: BaseException, ref: str = "") -> None:
-        self._rec("error", where, error_name(exc), ref=ref, detail=str(exc) or error_name(exc))
+        from ..tracebacks import with_location  # an app's handler: point at its line
+
+        self._rec("error", where, error_name(exc), ref=ref, detail=with_location(str(exc) or error_name(exc), exc))
 
     # -- the aiortc connection ----------------------------------------------------------------
 
