@@ -154,7 +154,7 @@ def check(
         text = ", ".join(f"{o} {c}/{len(part)}" for o, c in sorted(counts.items(), key=lambda oc: (-oc[1], oc[0])))
         lost = int(part["candidates_lost"].sum())
         if lost:
-            text += f"; {lost} candidate{'s' if lost != 1 else ''} lost or refused"
+            text += f"; {lost} candidate{'s' if lost != 1 else ''} lost or refused" + ("" if strict else " (not counted)")
         lines.append(f"  {topology}: {text}")
     passed = bool(df["passed"].all())
     if passed:

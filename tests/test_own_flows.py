@@ -255,9 +255,10 @@ def test_built_in_flows_keep_their_error_details() -> None:
 # -- sweeps over worker processes ------------------------------------------------------------------
 
 
-def test_own_flows_defined_in_a_dynamic_module_reach_two_worker_processes() -> None:
-    """Functions exec'd in a non-importable module: stdlib pickle refuses them; sweep sends them, same rows."""
-    cell = _cell("<ipython-input-5-bb>", module="learner_cell_5")
+@pytest.mark.parametrize("module", ["__main__", "learner_cell_5"])
+def test_own_flows_defined_in_a_dynamic_module_reach_two_worker_processes(module: str) -> None:
+    """Functions exec'd as a notebook's __main__ or a non-importable module: stdlib pickle refuses them; sweep sends them, same rows."""
+    cell = _cell("<ipython-input-5-bb>", module=module)
     flow = rtclab.Flow("cell", "from a cell", cell.my_caller, cell.my_callee)
     with pytest.raises((pickle.PicklingError, AttributeError)):
         pickle.dumps(flow)

@@ -117,6 +117,50 @@ CELLS = [
     here, one where nothing happens at all after the answer. There is no error message to
     search for, which is what makes this mistake hard to find.
 
+    """),
+    md("""
+    ## Fix the code
+
+    Your turn to write app code. The cell below holds a caller written the way rtclab's
+    flows are written: an `async def` that receives the page's `app` and uses only what a
+    web page has (`app.RTCPeerConnection()` for `new RTCPeerConnection()`,
+    `app.getUserMedia()`, `app.send` and `app.on_message` for the signaling socket; see
+    `help(rtclab.App)`). It makes this notebook's mistake: it offers before adding its
+    camera.
+
+    **Edit the cell** so that the offer is made at the right moment, run it, then run the
+    check below it. The check plays your caller against the textbook callee on the
+    simulated network, three seeds on a flat LAN and three behind NATs, and prints how
+    the calls ended and PASS or FAIL. As given, the code fails:
+    """),
+    code("""
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+        await pc.setLocalDescription(await pc.createOffer())  # the offer, right away
+        app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_02(my_caller)
+    """),
+    md("""
+    `rtclab.run(caller=my_caller, callee=rtclab.flows.basic_callee)` plays one of these
+    calls so you can read its event table or plot it. Hint: the browser tells the app when
+    an offer is worth making (`pc.on("negotiationneeded", handler)`). The solution is in
+    notebook 10.
+    """),
+    md("""
     ## Summary
 
     * An offer describes what the peer connection has **at the moment `createOffer` runs**.

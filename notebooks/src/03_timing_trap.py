@@ -173,6 +173,51 @@ CELLS = [
     no peer connection yet, or when nobody has asked for a remote description at all. For
     those candidates you need a queue (notebook 05).
 
+    """),
+    md("""
+    ## Fix the code
+
+    The callee below answers on click, like `answer-on-click`, but is written the way the
+    MDN sample handles candidates: it calls `addIceCandidate` on its peer connection
+    whatever happens. While the phone rings there is no peer connection yet, so every
+    early candidate raises (in JavaScript: `TypeError`, reading a property of `null`).
+
+    **Edit the cell** so that no candidate is lost, while still creating the peer
+    connection only when the user clicks *Answer*. The check plays the textbook caller
+    against your callee (the user thinks for one second), on a LAN and behind NATs, and
+    passes when every call connects **and** no candidate was lost. As given, it fails, and
+    the verdict points at the line of your code that raised:
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                await app.user.answer()  # ring... the user clicks Answer
+                pc = app.RTCPeerConnection()  # only now is there a peer connection
+                pc.on("icecandidate", lambda candidate: app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_03(my_callee)
+    """),
+    md("""
+    On the LAN the calls still connect (peer-reflexive candidates, notebook 04), which is
+    why the check also counts lost candidates. Hint: keep what arrives too early in a list
+    and add it once `setRemoteDescription` has been called. The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * Candidates start moving as soon as the offer is sent. A callee that creates its peer

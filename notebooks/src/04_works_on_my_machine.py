@@ -181,6 +181,44 @@ CELLS = [
     table.pivot(index="nat", columns="turn", values="selected_pair").reindex(grid["nat"])
     """),
     md("""
+    ## Fix the code
+
+    "It works on my machine" in code: the callee below never adds the caller's
+    candidates. On a flat network the call connects anyway, because the callee learns the
+    caller's address from its connectivity checks; behind NATs nothing comes through.
+
+    **Edit the cell** so the callee uses the candidates it receives. The check plays the
+    textbook caller against your callee on a LAN and behind NATs, and passes when every
+    call connects and no candidate is lost. As given, it fails:
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                pc.on("icecandidate", lambda candidate: app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                pass  # "works on my machine" without them
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_04(my_callee)
+    """),
+    md("""
+    Look at the LAN line: connected, and still a FAIL. A test on one flat network would
+    have passed this code. The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * On a flat network a call can connect although one side lost all the other's

@@ -203,6 +203,53 @@ CELLS = [
     leaving it out costs nothing while the call connects: ICE simply keeps listening
     for more candidates. (Notebook 08 shows what happens when the call can't connect.)
 
+    """),
+    md("""
+    ## Fix the code
+
+    The callee below is a counter-offer callee: peer connection and answer as soon as the
+    offer arrives, the camera only when the user answers. It has no candidate queue. On an
+    in-order signaling path that is enough; on one that reorders, a candidate can arrive
+    before the offer, when there is no peer connection yet.
+
+    **Edit the cell** so that early candidates are kept and added later. The check plays
+    the `counteroffer` caller against your callee with 40 ms of jitter and 30 % reordering
+    on the signaling path, on a LAN and behind NATs, and passes when every call connects
+    with no candidate lost. As given, it fails:
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                if pc is not None:
+                    return  # a duplicated offer
+                pc = app.RTCPeerConnection()
+                pc.on("icecandidate", lambda candidate: candidate and app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                video = pc.getTransceivers()[0]
+                video.direction = "sendrecv"  # room for our camera, nothing sent yet
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+                await app.user.answer()
+                await pc.replaceTrack(video.sender, app.getUserMedia()[0])  # answering = unmuting
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_05(my_callee)
+    """),
+    md("""
+    `rtclab.flows.CandidateQueue` is the queue the built-in `counteroffer` callee uses
+    (`rtclab.flow_source("counteroffer")` prints it); you may use it or write your own.
+    The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * *Offer, counter-offer, answer*: the callee creates its peer connection and

@@ -20,6 +20,8 @@ CELLS = [
     """),
     code("""
     %matplotlib inline
+    import asyncio
+
     import rtclab
     from rtclab import plots
     """),
@@ -109,6 +111,45 @@ CELLS = [
     simpler and immune to candidate timing bugs, because there are no candidate
     messages to lose or reorder.
 
+    """),
+    md("""
+    ## Fix the code
+
+    A vanilla (non-trickle) caller sends one offer that must already carry its
+    candidates. The caller below sends its offer as soon as `setLocalDescription` returns,
+    and it does not trickle either. In a browser, and in rtclab, gathering has only just
+    started at that moment.
+
+    **Edit the cell** so the offer leaves with every candidate. The check plays your
+    caller against the `vanilla` callee on a LAN and behind NATs and passes when every call
+    connects with no candidate lost. As given, it fails:
+    """),
+    code("""
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_06(my_caller)
+    """),
+    md("""
+    Hint: `pc.on("icegatheringstatechange", ...)` and `pc.iceGatheringState`; an
+    `asyncio.Event` lets the handler wait. The LAN calls connect because the callee's
+    answer carries *its* candidates. The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * Vanilla ICE: wait for gathering, send one description with every candidate;

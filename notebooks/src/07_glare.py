@@ -149,6 +149,57 @@ CELLS = [
     glare; it does not replace the candidate queue of notebook 05, and it assumes a
     signaling channel that keeps each sender's messages in order, as a WebSocket does.
 
+    """),
+    md("""
+    ## Fix the code
+
+    The app below is the naive one of the `glare` flow: the same code on both sides, and
+    both users click *Call* at once (the callee's side says so with `app.user.call()`). It
+    answers any offer and applies any answer.
+
+    **Edit the cell** into MDN's perfect negotiation: one side polite (here the callee,
+    `app.actor == "callee"`), the other impolite. The check runs your app on both sides,
+    on a LAN and behind NATs, and passes when every call connects (candidates that belong
+    to an offer the impolite side ignored are expected to be refused, so they are not
+    counted). As given, it fails:
+    """),
+    code("""
+    async def my_app(app):
+        if app.actor == "callee":
+            app.user.call()  # both users click Call
+        pc = app.RTCPeerConnection()
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-offer":
+                await pc.setRemoteDescription(msg["sdp"])
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_07(my_app)
+    """),
+    md("""
+    The verdict names the line where the late answer met a peer that was `stable` again.
+    MDN's [Perfect negotiation](https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation)
+    page has the pattern: `makingOffer`, `ignoreOffer`, and `setLocalDescription()` with
+    no argument. The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * Glare: both sides offer at once. Naive code answers everything, and the late

@@ -116,6 +116,62 @@ CELLS = [
     Some tens of seconds, the order of RFC 7675's consent timeout: while they wait,
     both users look at a frozen picture.
 
+    """),
+    md("""
+    ## Fix the code
+
+    Both apps below forget to send their candidates: neither has an `icecandidate`
+    handler. Offer and answer go through, and then nothing happens until the deadline.
+
+    **Edit the cell** so both sides trickle their candidates. The check plays your caller
+    and callee with a 40-second deadline, on a LAN and behind NATs, and passes when every
+    call connects. As given, every call runs into the deadline:
+    """),
+    code("""
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+
+
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_08(my_caller, my_callee)
+    """),
+    md("""
+    Nothing raised and nothing was lost: there was simply nothing to connect with. That
+    is what makes this bug slow to find in a browser. The solution is in notebook 10.
+    """),
+    md("""
     ## Summary
 
     * No candidates and no end-of-candidates: ICE stays in `checking` forever. Only

@@ -2,13 +2,16 @@ from build import code, md
 
 CELLS = [
     md("""
-    # 10 · Solutions to the "Try this" exercises
+    # 10 · Solutions to the exercises
 
-    **Overview.** Every notebook from 01 to 08 ends with a few "Try this" exercises. This
-    notebook answers them, one section per notebook: each exercise is restated in bold, a
-    short cell computes the answer with rtclab, and a few lines explain what the output
-    shows. **Try the exercises yourself first**: the point is to read the event table and
-    the plots on your own; come here to check, or when you are stuck.
+    **Overview.** Every notebook from 01 to 08 ends with a few "Try this" exercises, and
+    notebooks 02 to 08 also with a fix-the-code exercise. This notebook answers the
+    "Try this" exercises one section per notebook, then fixes each broken app (last
+    section, "Fix-the-code exercises"), with its check passing. For "Try this", each
+    exercise is restated in bold, a short cell computes the answer with rtclab, and a few
+    lines explain what the output shows. **Try the exercises yourself first**: the point
+    is to read the event table and the plots, and to make the code work, on your own;
+    come here to check, or when you are stuck.
 
     The explanations refer to the printed outputs rather than repeating their numbers,
     so they stay true if rtclab's emulation is tuned. All runs are on the simulated
@@ -20,6 +23,7 @@ CELLS = [
     """),
     code("""
     %matplotlib inline
+    import asyncio
     import inspect
 
     import pandas as pd
@@ -566,6 +570,285 @@ CELLS = [
     """),
     code("""
     perfect.events.query("name == 'rollback'")[["t_ms", "actor", "kind", "name", "value"]]
+    """),
+    md("""
+    ## Fix-the-code exercises
+
+    Notebooks 02 to 08 each end with app code that has a bug and a one-line check. Here is
+    one way to fix each, with the check passing. Other fixes pass too: the check looks at
+    outcomes and lost candidates, not at the code.
+    """),
+    md("""
+    ### 02 · Offer after your tracks
+
+    The offer moves into the `negotiationneeded` handler, which the peer connection fires
+    once `addTrack` has given it something to negotiate. The rest of the caller is unchanged.
+    """),
+    code("""
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+        async def on_negotiationneeded():  # fires after addTrack: now there is media to offer
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_02(my_caller)
+    """),
+    md("""
+    ### 03 · The timing trap
+
+    Candidates that arrive before the peer connection exists go into a list; right after
+    `setRemoteDescription` the callee adds them. Later candidates go straight to
+    `addIceCandidate` (the operations chain orders them after `setRemoteDescription`).
+    This is the `queue-on-click` flow.
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+        early = []  # candidates that arrive while the phone rings
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                await app.user.answer()
+                pc = app.RTCPeerConnection()
+                pc.on("icecandidate", lambda candidate: app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                for candidate in early:  # now they have somewhere to go
+                    await pc.addIceCandidate(candidate)
+                early.clear()
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                if pc is None:
+                    early.append(msg["candidate"])
+                else:
+                    await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_03(my_callee)
+    """),
+    md("""
+    ### 04 · Works on my machine
+
+    One line: `await pc.addIceCandidate(msg["candidate"])`. With the caller's server-reflexive
+    candidates added, the callee can check the pair that crosses both NATs.
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                pc.on("icecandidate", lambda candidate: app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_04(my_callee)
+    """),
+    md("""
+    ### 05 · Offer, counter-offer, answer
+
+    Every candidate goes through a `CandidateQueue`: it is added at once when the peer
+    connection has a remote description, kept otherwise, and `flush` adds the kept ones
+    right after `setRemoteDescription`.
+    """),
+    code("""
+    async def my_callee(app):
+        pc = None
+        queue = rtclab.flows.CandidateQueue()  # keeps candidates until there is a remote description
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                if pc is not None:
+                    return
+                pc = app.RTCPeerConnection()
+                pc.on("icecandidate", lambda candidate: candidate and app.send(
+                    {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+                await pc.setRemoteDescription(msg["sdp"])
+                await queue.flush(pc)  # the candidates that overtook the offer
+                video = pc.getTransceivers()[0]
+                video.direction = "sendrecv"
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+                await app.user.answer()
+                await pc.replaceTrack(video.sender, app.getUserMedia()[0])
+            elif msg["type"] == "new-ice-candidate":
+                await queue.add(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_05(my_callee)
+    """),
+    md("""
+    ### 06 · Trickle vs vanilla ICE
+
+    The caller waits until `iceGatheringState` is `complete` before sending: only then does
+    `pc.localDescription` hold all candidates. That is the `vanilla` caller.
+    """),
+    code("""
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+        gathered = asyncio.Event()
+        pc.on("icegatheringstatechange",
+              lambda: pc.iceGatheringState == "complete" and gathered.set())
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            await gathered.wait()  # now localDescription carries every candidate
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_06(my_caller)
+    """),
+    md("""
+    ### 07 · Glare and perfect negotiation
+
+    MDN's pattern: the impolite caller ignores an offer that collides with its own; the
+    polite callee applies it, which rolls its own offer back, and answers. Candidate errors
+    are swallowed only while an offer is being ignored.
+    """),
+    code("""
+    async def my_app(app):
+        polite = app.actor == "callee"
+        if polite:
+            app.user.call()
+        pc = app.RTCPeerConnection()
+        making_offer = False
+        ignore_offer = False
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+        async def on_negotiationneeded():
+            nonlocal making_offer
+            try:
+                making_offer = True
+                await pc.setLocalDescription()
+                app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+            finally:
+                making_offer = False
+
+        async def on_message(msg):
+            nonlocal ignore_offer
+            if msg["type"] in ("video-offer", "video-answer"):
+                description = msg["sdp"]
+                collision = description["type"] == "offer" and (making_offer or pc.signalingState != "stable")
+                ignore_offer = not polite and collision
+                if ignore_offer:
+                    return
+                await pc.setRemoteDescription(description)  # the polite side rolls back its own offer
+                if description["type"] == "offer":
+                    await pc.setLocalDescription()
+                    app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                try:
+                    await pc.addIceCandidate(msg["candidate"])
+                except Exception:
+                    if not ignore_offer:
+                        raise
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+    """),
+    code("""
+    rtclab.exercises.check_07(my_app)
+    """),
+    md("""
+    ### 08 · Timeouts
+
+    Each side forwards its candidates from an `icecandidate` handler, registered as soon as
+    its peer connection exists (the callee's before `setRemoteDescription`, so it misses
+    none).
+    """),
+    code("""
+    def send_my_candidates(app, pc):
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+        send_my_candidates(app, pc)
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+
+
+    async def my_callee(app):
+        pc = None
+
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                send_my_candidates(app, pc)  # before setRemoteDescription: no candidate missed
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    code("""
+    rtclab.exercises.check_08(my_caller, my_callee)
     """),
     md("""
 
