@@ -594,12 +594,17 @@ async def _play(
     watcher.abort = abort
     before = asyncio.all_tasks()
     app_tasks: list[asyncio.Task[Any]] = []
+    guard = _StallGuard(loop, watcher) if net is not None else None  # virtual time can be starved
     try:
         app_tasks.append(asyncio.ensure_future(_guarded(trace, "callee", spec.callee(apps["callee"]))))
         users["caller"].call()
         app_tasks.append(asyncio.ensure_future(_guarded(trace, "caller", spec.caller(apps["caller"]))))
+        if guard is not None:
+            guard.start()
         await watcher.wait(loop.time() + float(p["deadline_s"]))
     finally:
+        if guard is not None:
+            guard.stop()
         for task in app_tasks:
             task.cancel()
         await channel.close()
@@ -629,6 +634,88 @@ async def _guarded(trace: Trace, actor: str, coro: Any) -> None:
         trace.record(actor, "error", "app", error_name(exc), detail=with_location(str(exc), exc))
 
 
+#: Wall-clock seconds the simulated clock may stand still before the run is ended as stalled.
+STALL_WALL_S = 15.0
+
+
+class _StallGuard:
+    """Ends a simulated run whose virtual clock stands still (app code spinning).
+
+    The virtual clock advances only when nothing is ready to run, so an app
+    that loops on ``await asyncio.sleep(0)`` (or polls a state that way)
+    starves it: no timer, not even the deadline, ever fires. A browser's clock
+    keeps going, so such code "works" there, slowly. A thread watches the
+    clock; after :data:`STALL_WALL_S` seconds of wall time without progress it
+    asks the loop to record a ``Stalled`` error naming the app line that
+    spins, cancel the app's tasks, and end the run. Code that never awaits at
+    all (``while True: pass``) cannot be interrupted, as in a browser tab.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, watcher: _Watcher) -> None:
+        self.loop = loop
+        self.watcher = watcher
+        self.main = asyncio.current_task()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rtclab-stall-guard", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        import time
+
+        last, since = self.loop.time(), time.monotonic()
+        while not self._stop.wait(min(0.5, STALL_WALL_S / 4)):
+            now = self.loop.time()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= STALL_WALL_S:
+                try:
+                    self.loop.call_soon_threadsafe(self._stalled)
+                except RuntimeError:  # the loop closed meanwhile: the run is over
+                    pass
+                return
+
+    def _stalled(self) -> None:
+        from .tracebacks import frame_location
+
+        where = ""
+        spinning = []
+        for task in asyncio.all_tasks(self.loop):
+            if task is self.main or task.done():
+                continue
+            frames = [f for f in _await_frames(task) if frame_location(f)]
+            if frames:
+                where = where or frame_location(frames[-1])
+                spinning.append(task)
+        self.watcher.trace.record(
+            "network", "error", "runner", "Stalled",
+            detail=f"virtual time stood still for {STALL_WALL_S:g} s of wall time: the app loops without waiting;"
+            " await an event or a real sleep, not sleep(0) in a loop" + (f" {where}" if where else ""),
+        )
+        self.watcher.stalled = True
+        for task in spinning:
+            task.cancel()
+        self.watcher.changed.set()
+
+
+def _await_frames(task: asyncio.Task[Any]) -> list[Any]:
+    """The frames of a task's coroutine and of every coroutine it awaits, outermost first."""
+    frames = []
+    coro: Any = task.get_coro()
+    for _ in range(200):  # a chain of awaits, never a cycle; bounded anyway
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
 class _Watcher:
     """Ends a run when its outcome is known, or at the deadline."""
 
@@ -647,6 +734,7 @@ class _Watcher:
         self.frames: dict[str, set[str]] = {"caller": set(), "callee": set()}
         self.stop: asyncio.Event | None = None
         self.abort: threading.Event | None = None  # set from another thread: the caller gave up
+        self.stalled = False  # set by _StallGuard: the virtual clock stood still
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         _t, actor, kind, name, value = row[:5]
@@ -699,6 +787,8 @@ class _Watcher:
             if self.abort is not None and self.abort.is_set():
                 self.trace.record("network", "error", "runner", "Cancelled", detail="the caller cancelled the run")
                 return
+            if self.stalled:  # recorded by the guard
+                return
             remaining = deadline - loop.time()
             if remaining <= _EPSILON_S:  # (an ulp of remaining time would never advance a virtual clock)
                 self.trace.record("network", "error", "deadline", "timeout", detail="deadline reached: the call neither connected nor failed")
@@ -709,7 +799,7 @@ class _Watcher:
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 0.2) if polled else remaining)
             except asyncio.TimeoutError:
                 pass
-        if self.hold_s > 0 and not self.failed:
+        if self.hold_s > 0 and not self.failed and not self.stalled:
             # keep the call up (media flowing) for hold_s, unless it breaks
             hold_end = min(deadline, loop.time() + self.hold_s)
             while hold_end - loop.time() > _EPSILON_S and not self.failed and not self.closed:
@@ -725,7 +815,7 @@ class _Watcher:
                     pass
         # let trickling and messages in flight finish, briefly, so plots show them
         end = loop.time() + 0.3
-        while loop.time() < end and (self.channel.in_flight or any(
+        while not self.stalled and loop.time() < end and (self.channel.in_flight or any(
             pc._emitter is not None and not pc._emitter.done() for app in self.apps.values() for pc in app.peers
         )):
             await asyncio.sleep(0.005)

@@ -17,10 +17,11 @@ import os
 import site
 import sysconfig
 import traceback
+import types
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["app_frame", "with_location"]
+__all__ = ["app_frame", "frame_location", "with_location"]
 
 
 @lru_cache(maxsize=1)
@@ -94,3 +95,17 @@ def _notebook_cell(filename: str) -> int | None:
         return None
     count = names.get(filename)
     return count if isinstance(count, int) else None
+
+
+def frame_location(frame: types.FrameType) -> str:
+    """``(at FILE:LINE, in FUNCTION)`` for a live frame of app code, else ``""``.
+
+    Used for a task that is still running (a stack, not a traceback).
+    """
+    code = frame.f_code
+    if not _is_app_file(code.co_filename):
+        return ""
+    cell = _notebook_cell(code.co_filename)
+    if cell is not None:
+        return f"(at Cell In[{cell}], line {frame.f_lineno}, in {code.co_name})"
+    return f"(at {code.co_filename}:{frame.f_lineno}, in {code.co_name})"

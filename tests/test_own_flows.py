@@ -245,6 +245,27 @@ def test_an_exception_at_the_top_of_an_app_and_in_a_sync_event_handler() -> None
     assert err["detail"].iloc[0].endswith(f":{_line('no offer today')}, in on_negotiationneeded)")
 
 
+def test_an_app_that_spins_without_letting_time_pass_ends_as_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A polling loop on sleep(0) starves the virtual clock: the run ends 'error' (Stalled) at the loop's line, never hangs."""
+    import rtclab.lab
+
+    monkeypatch.setattr(rtclab.lab, "STALL_WALL_S", 1.0)
+    ns: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(textwrap.dedent('''
+        import asyncio
+
+        async def polling_caller(app):
+            pc = app.RTCPeerConnection()
+            while pc.connectionState != "connected":
+                await asyncio.sleep(0)  # a browser's clock would move on; the virtual one cannot
+    '''), "<ipython-input-11-ff>", "exec"), ns)
+    r = rtclab.run(caller=ns["polling_caller"], callee=basic_callee, seed=1, deadline_s=5)
+    assert r.outcome == "error" and r.reason.startswith("Stalled: virtual time stood still for 1 s")
+    stalled = r.events[(r.events["kind"] == "error") & (r.events["value"] == "Stalled")]
+    assert stalled["detail"].iloc[0].endswith("(at <ipython-input-11-ff>:7, in polling_caller)")
+    assert rtclab.run("basic", seed=1).outcome == "connected"  # the guard leaves ordinary runs alone
+
+
 def test_built_in_flows_keep_their_error_details() -> None:
     """Built-in flows live in rtclab: their error rows get no location (reference traces unchanged)."""
     r = rtclab.run("glare", seed=1)
@@ -401,3 +422,21 @@ def test_check_07_accepts_candidates_refused_for_an_ignored_offer() -> None:
     assert perfect and (perfect.runs["candidates_lost"] > 0).any()
     assert not rtclab.exercises.check_07(rtclab.flows.glare_app)
     assert not rtclab.check("perfect", seeds=1)  # the strict default would count them
+
+
+def test_plots_draw_own_flows_like_named_ones() -> None:
+    """run.plot() and plots.compare work on an own flow's run and on a sweep mixing it with a named flow."""
+    import matplotlib.pyplot as plt
+
+    from rtclab import plots
+
+    flow = rtclab.Flow("mine", "my apps", basic_caller, basic_callee)
+    try:
+        fig = rtclab.run(flow, seed=1).plot()
+        assert len(fig.axes) >= 2
+        df = rtclab.sweep([flow, "answer-on-click"], trials=2, progress=False)
+        ax = plots.compare(df, metric="t_connected_ms")
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert [label.split("\n")[0].split(" ")[0] for label in labels] == ["mine", "answer-on-click"]
+    finally:
+        plt.close("all")

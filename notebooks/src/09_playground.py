@@ -88,6 +88,92 @@ CELLS = [
     The event table and the plot that the panel draws appear inside the widget
     itself, not as outputs of these cells; scroll up to the panel to see them.
 
+    ## Your own apps
+
+    The flows are ordinary app code, and so is yours: two `async` functions that get
+    the page's `app` (`help(rtclab.App)` lists what it offers and the browser API each
+    method stands for). Here is a small caller and callee built from the helpers the
+    built-in flows use (`rtclab.flows.send_candidates` is an `icecandidate` handler that
+    forwards every candidate; `send_offer_on_negotiationneeded` makes the offer in
+    `negotiationneeded`):
+    """),
+    code("""
+    from rtclab.flows import send_candidates, send_offer_on_negotiationneeded
+
+
+    async def my_caller(app):
+        pc = app.RTCPeerConnection()
+        send_candidates(app, pc)
+        await send_offer_on_negotiationneeded(app, pc)
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+
+
+    async def my_callee(app):
+        pc = app.RTCPeerConnection()  # ready before the offer: no candidate can come too early
+        send_candidates(app, pc)
+
+        async def on_message(msg):
+            if msg["type"] == "video-offer":
+                await pc.setRemoteDescription(msg["sdp"])
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        app.on_message(on_message)
+    """),
+    md("""
+    `rtclab.run(caller=..., callee=...)` plays them with any of the run parameters;
+    `rtclab.Flow` gives them a name, for sweeps, plots and the panel:
+    """),
+    code("""
+    print(rtclab.run(caller=my_caller, callee=my_callee, topology="nat", seed=1))
+    mine = rtclab.Flow("mine", "a callee that is ready before the offer", my_caller, my_callee)
+    print(CallPanel(mine, auto_answer=True).call())
+    """),
+    md("""
+    A sweep may run its trials in worker processes. A function defined in a notebook
+    cell cannot be sent to another process by Python's standard `pickle` (it only
+    sends a function's name, and a worker cannot import this notebook), so rtclab
+    sends your flow with `cloudpickle`, which copies the code itself. The results are
+    the same as in this process:
+    """),
+    code("""
+    df = rtclab.sweep(mine, trials=3, grid={"topology": ["lan", "nat"]}, workers=2, progress=False)
+    df.groupby("topology")["outcome"].value_counts()
+    """),
+    md("""
+    When your code raises an exception that it does not catch, the call does not stop
+    with a traceback: the exception becomes an `error` row, as an uncaught error in a
+    page's console, and its `detail` says which line of *your* cell raised it. Here a
+    callee with a typo:
+    """),
+    code("""
+    async def typo_callee(app):
+        async def on_message(msg):
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                await pc.setRemoteDescription(msg["sdp"])
+                await pc.setLocalDescription(await pc.createAnser())
+
+        app.on_message(on_message)
+
+
+    r = rtclab.run(caller=my_caller, callee=typo_callee, deadline_s=10)
+    print(r.outcome, "-", r.events.query("kind == 'error' and actor == 'callee'")["detail"].iloc[0])
+    """),
+    md("""
     ## Summary
 
     * `CallPanel(flow)` gives you the sample app's buttons with the run parameters as
@@ -95,6 +181,9 @@ CELLS = [
     * On the simulated network, *Answer* replays the call with your think time; on
       `network="real"` the call is live.
     * `panel.last_run` is the last call as a `Run`, for tables, metrics and plots.
+    * Your own apps run like the built-in flows: `rtclab.run(caller=..., callee=...)`,
+      `rtclab.Flow` for a name, `sweep` over worker processes, and the panel. An
+      uncaught exception in your code is an `error` row naming your line.
 
     **Try this** (in the panel above)
 
