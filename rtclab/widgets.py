@@ -70,11 +70,11 @@ class CallPanel:
         w = _widgets()
         self.params = dict(params)
         spec = get_flow(flow)  # a clear error for an unknown name
-        options: list[tuple[str, str | Flow]] = [(name, name) for name in FLOWS]
-        if FLOWS.get(spec.name) is not spec:  # an own flow: listed first, chosen
-            options.insert(0, (spec.name, spec))
-        self.flow = w.Dropdown(options=options, value=spec.name if FLOWS.get(spec.name) is spec else spec,
-                               description="flow")
+        if FLOWS.get(spec.name) is spec:
+            self.flow = w.Dropdown(options=list(FLOWS), value=spec.name, description="flow")
+        else:  # an own flow: listed first (label -> Flow), chosen
+            options: list[tuple[str, str | Flow]] = [(spec.name, spec), *((name, name) for name in FLOWS)]
+            self.flow = w.Dropdown(options=options, value=spec, description="flow")
         self.network = w.Dropdown(options=["sim", "real"], value=network, description="network")
         self.topology = w.Dropdown(options=["lan", "nat"], value=self.params.pop("topology", "lan"), description="topology")
         self.nat = w.Dropdown(options=list(NAT_TYPES), value=self.params.pop("nat", "port-restricted"), description="NAT")
