@@ -231,8 +231,11 @@ def check_04(callee: AppCode) -> Verdict:
 def check_05(callee: AppCode) -> Verdict:
     """05 · Counter-offer: the counteroffer caller against your callee, on a signaling path that reorders.
 
-    Messages are jittered (40 ms) and reordered (30 %), so candidates can
-    overtake the offer. Passes when every call connects with none lost.
+    Your callee must speak the ``counteroffer`` caller's protocol: answer at
+    once, and send ``{"type": "call-accepted"}`` when the user answers (the
+    caller's camera is gated until then). Messages are jittered (40 ms) and
+    reordered (30 %), so candidates can overtake the offer. Passes when every
+    call connects with none lost.
 
     Examples
     --------

@@ -173,18 +173,18 @@ class App:
     the browser. Each method is the browser (or sample-app) facility named
     beside it:
 
-    =====================================  =============================================
-    rtclab                                  in a web page
-    =====================================  =============================================
-    ``pc = app.RTCPeerConnection()``        ``pc = new RTCPeerConnection(config)``
-    ``app.getUserMedia()``                  ``await navigator.mediaDevices.getUserMedia()``
-    ``app.send(msg)``                       ``socket.send(JSON.stringify(msg))``
-    ``app.on_message(handler)``             ``socket.onmessage = handler``
-    ``await app.user.answer()``             the user clicks the *Answer* button
-    ``app.user.call()``                     the user clicks the *Call* button
-    ``app.report_error(err)``               the sample's ``reportError(err)`` (console log)
-    ``app.actor``, ``app.other``            who am I, who is ``target``
-    =====================================  =============================================
+    ==================================  ===============================================
+    rtclab                              in a web page
+    ==================================  ===============================================
+    ``pc = app.RTCPeerConnection()``    ``pc = new RTCPeerConnection(config)``
+    ``app.getUserMedia()``              ``await navigator.mediaDevices.getUserMedia()``
+    ``app.send(msg)``                   ``socket.send(JSON.stringify(msg))``
+    ``app.on_message(handler)``         ``socket.onmessage = handler``
+    ``await app.user.answer()``         the user clicks the *Answer* button
+    ``app.user.call()``                 the user clicks the *Call* button
+    ``app.report_error(err)``           the sample's ``reportError(err)`` (console log)
+    ``app.actor``, ``app.other``        who am I, who is ``target``
+    ==================================  ===============================================
 
     The peer connection (:class:`rtclab.Peer`) keeps the browser's names:
     ``createOffer``, ``setLocalDescription``, ``addIceCandidate``,

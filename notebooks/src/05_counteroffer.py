@@ -208,7 +208,8 @@ CELLS = [
     ## Fix the code
 
     The callee below is a counter-offer callee: peer connection and answer as soon as the
-    offer arrives, the camera only when the user answers. It has no candidate queue. On an
+    offer arrives; when the user answers, its camera goes on and it sends
+    `call-accepted`. It has no candidate queue. On an
     in-order signaling path that is enough; on one that reorders, a candidate can arrive
     before the offer, when there is no peer connection yet.
 
@@ -230,12 +231,13 @@ CELLS = [
                 pc.on("icecandidate", lambda candidate: candidate and app.send(
                     {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
                 await pc.setRemoteDescription(msg["sdp"])
-                video = pc.getTransceivers()[0]
+                video = next(t for t in pc.getTransceivers() if t.kind == "video")
                 video.direction = "sendrecv"  # room for our camera, nothing sent yet
                 await pc.setLocalDescription(await pc.createAnswer())
                 app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
                 await app.user.answer()
-                await pc.replaceTrack(video.sender, app.getUserMedia()[0])  # answering = unmuting
+                await pc.replaceTrack(video.sender, app.getUserMedia()[0])  # our camera on ...
+                app.send({"type": "call-accepted", "target": app.other})  # ... and the caller's
             elif msg["type"] == "new-ice-candidate":
                 await pc.addIceCandidate(msg["candidate"])
 

@@ -698,12 +698,13 @@ CELLS = [
                     {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
                 await pc.setRemoteDescription(msg["sdp"])
                 await queue.flush(pc)  # the candidates that overtook the offer
-                video = pc.getTransceivers()[0]
+                video = next(t for t in pc.getTransceivers() if t.kind == "video")
                 video.direction = "sendrecv"
                 await pc.setLocalDescription(await pc.createAnswer())
                 app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
                 await app.user.answer()
                 await pc.replaceTrack(video.sender, app.getUserMedia()[0])
+                app.send({"type": "call-accepted", "target": app.other})
             elif msg["type"] == "new-ice-candidate":
                 await queue.add(msg["candidate"])
 
