@@ -285,7 +285,7 @@ def check_08(caller: AppCode, callee: AppCode) -> Verdict:
     """08 · Timeouts: your caller and callee, with a 40-second deadline.
 
     Passes when every call connects. The given apps never send a candidate,
-    so their calls sit in ``checking`` until the deadline.
+    so ICE has no pair to check and the calls end at the deadline.
 
     Examples
     --------
