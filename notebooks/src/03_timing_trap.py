@@ -124,16 +124,27 @@ CELLS = [
     Here the order of arrival is the whole story: the errors appear at the moments the
     reordered messages are delivered. Because the MDN sample only logs them, the call goes
     on with whatever candidates made it, and on this flat network that is usually enough.
-    Not always: one of the ten calls above did not connect. Its candidate columns show
-    why: every candidate of both peers was lost or rejected, so neither ICE agent had
-    anything to check.
+    Not always: one of the ten calls above did not connect.
     """),
     code("""
     calls.query("outcome != 'connected'")[["seed", "outcome", "reason", "candidates_added", "candidates_lost", "candidates_rejected"]]
     """),
     md("""
-    (The MDN sample never sends end-of-candidates, so such a call does not fail quickly: it
-    waits until the run's deadline. Notebook 08 is about those waits.)
+    Its `reason` names the first error in the frame, which is not the whole story. The
+    call did not fail fast: nothing connected, and the run went on until its deadline
+    (90 virtual seconds). `rtclab.diagnose` reads the whole frame and lists what went
+    wrong, most important first. Here the sample's second negotiation is the culprit: the
+    callee's new offer overtook its own answer, the caller took it for glare (it still had
+    its offer out), rolled back, and then the late answer met a connection that no longer
+    expected one. Notebook 07 is about glare; the candidates lost on the way are this
+    notebook's subject.
+    """),
+    code("""
+    stuck = rtclab.run("mdn", seed=int(calls.query("outcome != 'connected'")["seed"].iloc[0]), **async_signaling)
+    for finding in rtclab.diagnose(stuck):
+        print(f"[{finding.severity}] {finding.title}")
+    """),
+    md("""
 
     ## The operations chain: early is not always too early
 

@@ -57,9 +57,10 @@ CELLS = [
     print(*errors["detail"].unique(), sep="\\n")
     """),
     md("""
-    The call never recovers. ICE keeps checking candidates that can't all be
-    matched, and a connection only gives up much later (notebook 08 is about such
-    timeouts):
+    The call never recovers. Each side now holds a remote offer it answered and an
+    answer it refused, so the two ICE agents check pairs that never answer, and both
+    connections give up 15 seconds after checking began: the time Chromium 156 takes
+    for pairs that never answer (rtclab follows it; notebook 08 is about such timeouts):
     """),
     code("""
     glare.events.query("kind == 'state' and name == 'connectionState' and value in ['connected', 'failed']")[["t_ms", "actor", "value"]]
