@@ -173,9 +173,18 @@ CELLS = [
     in_order["outcome"].value_counts().to_dict(), int(in_order["errors"].sum())
     """),
     md("""
-    None, and every call connects: with each direction kept in order, a candidate can no
-    longer overtake the offer or the answer it follows, whatever the jitter. The MDN sample's
-    errors in notebook 03 came from reordering alone.
+    Fewer, and of another kind. With each direction kept in order, no candidate overtakes the
+    offer or the answer it follows any more: the `TypeError`s and the `addIceCandidate`
+    errors of notebook 03 are gone. But two calls end `no-media`, and their errors come from
+    the sample's second negotiation. Jitter can shrink the gap between two messages to
+    nothing: the callee's answer and its own re-offer (the sample always renegotiates from
+    the callee) reach the caller at the same moment. The re-offer's handler runs while
+    `setRemoteDescription(answer)` is still pending, still sees `have-local-offer`, takes the
+    sample's glare branch, and its rollback then runs in `stable` and fails with
+    `InvalidStateError`. The re-offer is applied but never answered, so the callee's camera
+    never reaches the caller. Keeping order is not enough: the sample also assumes that one
+    message is fully handled before the next one starts, which neither a browser nor rtclab
+    promises.
 
     **Exercise 3.3.** Replay the call that did not connect and find its last
     `iceConnectionState` on each side.
@@ -191,11 +200,13 @@ CELLS = [
     bad.events.query("kind == 'state' and name == 'iceConnectionState'")[["t_ms", "actor", "value"]]
     """),
     md("""
-    Both ICE agents reach `checking` and stay there until the run's deadline closes them (the
-    `closed` rows at the end are the run hanging up, not ICE deciding anything). The candidate
-    counts above say why: every candidate was lost or rejected and none was added, so ICE
-    had no pair to check, and without an added end-of-candidates it had no reason to declare
-    failure either. It waits, as notebook 08 explains.
+    Neither ICE agent ever leaves `new`: the only rows are the `closed` ones at the run's
+    deadline (the run hanging up, not ICE deciding anything). A browser's ICE agent leaves
+    `new` only when it has a remote candidate to check *and* the descriptions in place; here
+    the caller never applied the callee's answer (its re-offer overtook it and the sample's
+    glare branch rolled back, see notebook 03), and the callee never got one of the caller's
+    candidates. Nothing starts, so nothing fails either: the call waits until the app (here
+    the run's deadline) gives up, as notebook 08 explains.
     """),
     # ------------------------------------------------------------------ 04
     md("""
@@ -290,11 +301,10 @@ CELLS = [
     md("""
     The counter-offer fixes *when* candidates are taken, not *where* packets can go: behind
     two symmetric NATs no pair of host or server-reflexive candidates works, as for `basic`
-    in notebook 04. Note the different ending, though: `basic` *fails*, because
-    end-of-candidates lets ICE conclude; `counteroffer` sends no end-of-candidates, so ICE keeps
-    waiting in `checking` and the run ends at its deadline (`timeout`), the case of
-    notebook 08. With `turn=True` both sides get relay candidates and the call connects
-    `relay/relay`.
+    in notebook 04. Both end the same way: `failed`, 15 seconds after checking began,
+    whether or not end-of-candidates was sent (a browser does not fail earlier: RFC 8863;
+    Chromium 156 takes 15 s, notebook 08). With `turn=True` both sides get relay candidates
+    and the call connects `relay/relay`.
 
     **Exercise 5.2.** Raise the think time to 10 s. Does `answer_to_media_ms` change? Why not?
     """),
@@ -305,7 +315,8 @@ CELLS = [
     md("""
     The click moves, `answer_to_media_ms` does not. The connection was complete long before
     the first click (compare `t_connected_ms` with `t_answer_click_ms`), so after the click
-    only the local `replaceTrack` and the media path remain, however long the phone rang.
+    only the two `replaceTrack` gates (the callee's at once, the caller's when
+    `call-accepted` arrives) and the media path remain, however long the phone rang.
 
     **Exercise 5.3.** Sweep `link_latency_ms` instead of `signaling_latency_ms` for both flows.
     Which part of `answer_to_media_ms` does the media path account for?
@@ -317,9 +328,10 @@ CELLS = [
            "answer_to_media_callee_ms"]].round()
     """),
     md("""
-    For `counteroffer` the media path is all there is, as long as the call is connected
-    before the click: the callee already receives video (its side stays zero), and the
-    caller waits for the first frame of the callee's camera to cross the link. That wait is
+    For `counteroffer` the media path is nearly all there is, as long as the call is
+    connected before the click. The caller waits for the first frame of the callee's camera
+    to cross the link; the callee waits one signaling trip longer, for `call-accepted` to
+    open the caller's gate, then for the caller's first frame. The caller's wait is
     one one-way trip of the media path plus up to two frame intervals (33 ms each): one for
     the camera's next frame, and one because aiortc's receiver passes a frame on only when a
     packet of the following frame arrives (run with `record_packets=True` and compare the
@@ -330,9 +342,9 @@ CELLS = [
     faster.
 
     Look at the largest latency: there the counter-offer call is **not** connected when the
-    user clicks (its `t_connected_ms` is later than `t_answer_click_ms`), so the callee's side
-    is no longer zero and answering waits for the rest of the set-up too. The counter-offer's
-    head start is the think time; it hides the set-up only when the set-up is shorter.
+    user clicks (its `t_connected_ms` is later than `t_answer_click_ms`), so answering waits
+    for the rest of the set-up too, on both sides. The counter-offer's head start is the
+    think time; it hides the set-up only when the set-up is shorter.
 
     **Exercise 5.4.** Run the reordering sweep with `"basic"` instead of `"counteroffer"` and
     read the `reason` column of the failures.
@@ -343,11 +355,12 @@ CELLS = [
     rough.groupby(["outcome", "reason"]).size()
     """),
     md("""
-    Without a queue, `basic` loses calls to reordering. The reasons name the two mechanisms
-    of notebooks 03 and 05: candidates that reach the callee before its peer connection
-    exists (lost), and candidates refused by `addIceCandidate`, in particular with an
-    `OperationError` when a candidate arrives after the end-of-candidates that overtook it.
-    The counter-offer's queue and its missing end-of-candidates remove both.
+    Without a queue, `basic` loses calls to reordering: a candidate that reaches the callee
+    before the offer finds no peer connection (`pc` is still `None`: the `TypeError` in the
+    app's message handler), as in notebook 03. A candidate that arrives after an
+    end-of-candidates that overtook it is no error: RFC 8838 says to ignore it, and Chromium
+    156 even uses it, as rtclab does (its rows say `late`). The counter-offer's queue removes
+    the remaining problem.
     """),
     # ------------------------------------------------------------------ 06
     md("""
@@ -435,10 +448,11 @@ CELLS = [
     could arrive, so they cross whatever the latency. Glare needs both sides to offer before
     the other's offer arrives, and a slower channel only keeps that window open longer.
 
-    There are new errors too. With a slow channel, each side's first connection finished
-    gathering long before the other's offer arrived, so its end-of-candidates went out; the
-    candidates of the connection that replaced it (port 50001) arrive after that marker and
-    are refused with `OperationError`.
+    With a slow channel, each side's first connection also finished gathering long before
+    the other's offer arrived, so its end-of-candidates went out; the candidates of the
+    connection that replaced it (port 50001) arrive after that marker. They are no error:
+    they are used, as Chromium 156 does (the `late` rows), although RFC 8838 would have them
+    ignored.
 
     **Exercise 7.2.** In `perfect`, which side's video arrives first, and why?
     """),
