@@ -27,11 +27,16 @@ Answer to media
 ``answer_to_media_{caller,callee}_ms`` is, per side, the time from the
 user's *Answer* click to that side's first decoded frame (``0`` when the frame
 came before the click); ``answer_to_media_ms`` is the larger, i.e. the moment
-media flows both ways. In ``counteroffer`` and ``article`` the callee already
-receives the caller's video while it rings, so the caller's side decides: in
-``article`` that is the callee's renegotiation (its offer, the caller's answer:
-one round trip, no new candidates) plus the first frame of its camera; in
-``counteroffer`` the ``replaceTrack`` on the pre-negotiated transceiver.
+media flows both ways. In ``article`` the callee already receives the
+caller's video while it rings, so the caller's side decides: the callee's
+renegotiation (its offer, the caller's answer: one round trip, no new
+candidates) plus the first frame of its camera. In ``counteroffer`` the
+caller's camera is gated until ``call-accepted`` arrives, so the callee's side
+is one signaling trip later than the caller's.
+
+What answering cost is counted too: ``messages_after_answer`` (signaling
+messages sent from the click on) and ``candidates_after_answer`` (candidates
+gathered from the click on); both are NaN when nobody clicked *Answer*.
 """
 
 from __future__ import annotations
@@ -308,6 +313,13 @@ def _metrics(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> d
         out[f"answer_to_media_{a}_ms"] = val
         a2m.append(val)
     out["answer_to_media_ms"] = max(a2m) if not any(math.isnan(x) for x in a2m) else _NAN
+    # what answering cost: signaling messages sent and candidates gathered from the click on
+    if math.isnan(t_answer):
+        out["messages_after_answer"] = out["candidates_after_answer"] = _NAN
+    else:
+        out["messages_after_answer"] = sum(1 for r in rows if r[2] == "signal" and r[4] == "sent" and r[0] >= t_answer)
+        out["candidates_after_answer"] = len({r[6] for r in rows if r[2] == "ice" and r[3] == "candidate" and r[4] == "gathered"
+                                              and not r[6].endswith(":end") and r[0] >= t_answer})
     g = []
     for a in SIDES:
         s = gather_start.get(a, _NAN)

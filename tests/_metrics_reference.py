@@ -168,6 +168,14 @@ def compute_metrics(events: pd.DataFrame, *, media: bool = True) -> pd.Series:
         out[f"answer_to_media_{a}_ms"] = val
         a2m.append(val)
     out["answer_to_media_ms"] = max(a2m) if not any(math.isnan(x) for x in a2m) else math.nan
+    if math.isnan(t_answer):
+        out["messages_after_answer"] = out["candidates_after_answer"] = math.nan
+    else:
+        later = df[df["t_ms"] >= t_answer]
+        out["messages_after_answer"] = int(((later["kind"] == "signal") & (later["value"] == "sent")).sum())
+        gathered = later[(later["kind"] == "ice") & (later["name"] == "candidate") & (later["value"] == "gathered")
+                         & ~later["ref"].str.endswith(":end")]
+        out["candidates_after_answer"] = int(gathered["ref"].nunique())
     gstates = df[(df["kind"] == "state") & (df["name"] == "iceGatheringState")]
     g = []
     for a in SIDES:

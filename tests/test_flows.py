@@ -285,3 +285,13 @@ def test_article_on_the_real_network() -> None:
     gathered = ev.index[(ev["kind"] == "ice") & (ev["name"] == "candidate") & (ev["value"] == "gathered")]
     assert len(gathered) and (gathered < click).all()
     assert r.metrics["answer_to_media_ms"] > 0
+
+
+def test_what_answering_costs_per_flow() -> None:
+    """After the click: article sends its offer and gets an answer (2 messages), counteroffer one
+    call-accepted, and neither gathers a candidate; queue-on-click starts gathering only then."""
+    cost = {f: rtclab.run(f, topology="lan", seed=1).metrics for f in ("article", "counteroffer", "queue-on-click", "basic")}
+    assert (cost["article"]["messages_after_answer"], cost["article"]["candidates_after_answer"]) == (2, 0)
+    assert (cost["counteroffer"]["messages_after_answer"], cost["counteroffer"]["candidates_after_answer"]) == (1, 0)
+    assert cost["queue-on-click"]["candidates_after_answer"] > 0
+    assert pd.isna(cost["basic"]["messages_after_answer"])  # nobody clicks Answer in basic

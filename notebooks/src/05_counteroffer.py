@@ -162,11 +162,14 @@ CELLS = [
                       values="answer_to_media_ms", aggfunc="median").round()
     """),
     md("""
-    Read the table along each row. For `answer-on-click` the wait grows with the
-    signaling latency: after the click the answer still has to reach the caller, and
-    ICE can only start then. For `counteroffer` the row barely moves: the answer was
-    exchanged while the phone rang, so the click costs a local `replaceTrack` plus the
-    media path, whatever the signaling server's speed. The same data as a plot:
+    Read the table along each row. Both waits grow with the signaling latency, by about
+    one one-way trip: after the click, one message still has to cross. For
+    `answer-on-click` it is the answer, which the caller needs before ICE can start; for
+    `counteroffer` it is `call-accepted`, which opens the caller's gate. What differs is
+    everything else: `answer-on-click` still has to run ICE and DTLS after the click,
+    `counteroffer` did that while the phone rang. On this LAN that set-up takes only a
+    few tens of milliseconds, so the rows are close; over a slower media path the gap
+    grows (exercise 3). The same data as a plot:
     """),
     code("""
     ax = plots.compare(speed, metric="answer_to_media_ms")
@@ -261,9 +264,10 @@ CELLS = [
       answer plus the app's own accept message.
     * It connects where `answer-on-click` fails (behind NATs), because no candidate
       arrives while there is no peer connection to take it.
-    * Answering is fast and does not depend on the signaling latency: ICE and DTLS
-      finished while the phone rang (as long as the user thinks longer than the
-      connection takes to set up; exercise 3 explores a slow media path).
+    * Answering does not wait for ICE and DTLS: they finished while the phone rang (as
+      long as the user thinks longer than the connection takes to set up; exercise 3
+      explores a slow media path). What remains is the media path and one signaling
+      trip for `call-accepted`.
     * A candidate queue makes the flow indifferent to the order in which signaling
       messages arrive.
 

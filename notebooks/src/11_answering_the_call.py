@@ -102,22 +102,14 @@ CELLS = [
     md("""
     ## Four ways to answer, measured
 
-    One call per flow and topology. The extra columns count what happens *after* the
-    click: signaling messages sent and candidates gathered.
+    One call per flow and topology. Two metrics count what happens *after* the click:
+    `messages_after_answer` (signaling messages sent) and `candidates_after_answer`
+    (candidates gathered).
     """),
     code("""
-    def after_click(run):
-        ev, click = run.events, run.metrics["t_answer_click_ms"]
-        sent = ev.query("kind == 'signal' and value == 'sent' and t_ms >= @click")
-        gathered = ev.query("kind == 'ice' and value == 'gathered' and t_ms >= @click")
-        return {"flow": run.flow, "topology": run.params["topology"], "outcome": run.outcome,
-                "messages_after_click": len(sent), "candidates_after_click": len(gathered),
-                "answer_to_media_ms": run.metrics["answer_to_media_ms"]}
-
     flows = ["article", "counteroffer", "queue-on-click", "answer-on-click"]
-    rows = [after_click(rtclab.run(f, topology=t)) for f in flows for t in ["lan", "nat"]]
-    import pandas as pd
-    print(pd.DataFrame(rows).to_string(index=False))
+    ways = rtclab.sweep(flows, trials=1, grid={"topology": ["lan", "nat"]}, progress=False, workers=1)
+    print(ways[["flow", "topology", "outcome", "messages_after_answer", "candidates_after_answer", "answer_to_media_ms"]].to_string(index=False))
     """),
     md("""
     Reading the table:
@@ -130,21 +122,30 @@ CELLS = [
       NATs, because it dropped the caller's early candidates (notebook 03);
       `queue-on-click` kept them and connects.
 
-    ## Answering speed against signaling latency
+    ## Answering speed: signaling latency against the media path
 
-    The renegotiation costs one signaling round trip, so its wait grows with the latency
-    of the signaling server; `call-accepted` costs one way. A small sweep on the LAN:
+    The renegotiation costs one signaling *round trip* after the click, `call-accepted`
+    one *one-way* trip, and the two on-click flows one one-way trip (their answer) plus
+    the whole ICE and DTLS set-up over the media path. Which is fastest therefore depends
+    on both paths. A sweep over the signaling latency, on the LAN (a fast media path) and
+    behind NATs (where the set-up takes longer):
     """),
     code("""
-    speed = rtclab.sweep(flows, trials=1, grid={"signaling_latency_ms": [10, 50, 200]}, progress=False, workers=1)
-    speed.pivot_table(index="flow", columns="signaling_latency_ms", values="answer_to_media_ms", aggfunc="median").round()
+    speed = rtclab.sweep(flows, trials=1, grid={"topology": ["lan", "nat"], "signaling_latency_ms": [10, 200]},
+                         progress=False, workers=1)
+    speed.pivot_table(index=["topology", "flow"], columns="signaling_latency_ms", values="answer_to_media_ms").round()
     """),
     md("""
-    Both early-answer flows stay far below the two on-click flows, and the difference
-    between them is the latency they wait for: about one round trip for `article`, about
-    one way for `counteroffer`. What each one costs besides time is the subject of
-    notebook 13: both connect *before* the user accepts, so the callee's addresses (and
-    in `article` even the caller's video) reach the other side early.
+    On the LAN with a fast signaling server everything is quick. With a slow signaling
+    server the renegotiation's round trip makes `article` the *slowest* way to answer on
+    the LAN: the on-click flows need only one trip there, and their ICE set-up is short.
+    Behind NATs the set-up dominates: the early-answer flows stay fast because ICE and
+    DTLS finished while the phone rang, `queue-on-click` waits for all of it after the
+    click, and `answer-on-click` never connects. The article's promise, answering "in the
+    blink of an eye", holds when the media path is the slow part; a slow signaling server
+    eats into it. What the early flows cost besides time is notebook 13's subject: both
+    connect *before* the user accepts, so the callee's addresses (and in `article` even
+    the caller's video) reach the other side early.
 
     ## Summary
 
@@ -154,8 +155,10 @@ CELLS = [
       Chromium 156.
     * Pre-negotiating the callee's camera and switching it on with `replaceTrack` avoids
       the second round; the app then needs its own accept message.
-    * Both are much faster than creating the connection on the click, and both are safe
-      against reordering because they queue early candidates.
+    * Both hide the ICE and DTLS set-up in the ringing time, which matters most where that
+      set-up is slow (NATs, long links); the renegotiation's extra round trip matters where
+      the signaling server is slow. Both are safe against reordering because they queue
+      early candidates.
 
     **Try this**
 
