@@ -566,6 +566,67 @@ async def article_callee(app: App) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# ice-restart: a call that recovers when its path breaks
+# --------------------------------------------------------------------------------------
+
+
+async def ice_restart_caller(app: App) -> None:
+    """The textbook caller that rides out ``disconnected`` and restarts ICE on ``failed``.
+
+    ``disconnected`` is left alone: it often heals by itself when consent
+    responses come back. ``failed`` is watched on ``connectionState``, because
+    after a cut Chromium's ``iceConnectionState`` stays ``disconnected``. The
+    caller restarts (it made the first offer, so the restart offer cannot
+    collide with one from the callee).
+    """
+    pc = app.RTCPeerConnection()
+    send_candidates(app, pc)
+    await send_offer_on_negotiationneeded(app, pc)  # also sends the restart offer
+
+    def on_connectionstatechange() -> None:
+        if pc.connectionState == "failed":
+            pc.restartIce()  # new credentials and candidates -> negotiationneeded -> offer
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    pc.on("connectionstatechange", on_connectionstatechange)
+    app.on_message(on_message)
+    for track in app.getUserMedia():
+        pc.addTrack(track)
+
+
+async def ice_restart_callee(app: App) -> None:
+    """The textbook callee that answers a later offer (the restart) on the same connection."""
+    pc = None
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer":
+            first = pc is None
+            if first:
+                pc = app.RTCPeerConnection()
+                send_candidates(app, pc)
+            await pc.setRemoteDescription(msg["sdp"])  # a restart offer: new ufrag -> we restart too
+            if first:
+                for track in app.getUserMedia():
+                    pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            await pc.addIceCandidate(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
 # vanilla: no trickle
 # --------------------------------------------------------------------------------------
 
@@ -744,6 +805,8 @@ FLOWS: dict[str, Flow] = {
              basic_caller, queue_on_click_callee),
         Flow("article", "the article's flow: answer at once without media, Answer adds the camera (callee re-offers)",
              article_caller, article_callee),
+        Flow("ice-restart", "textbook call that rides out disconnected and calls restartIce() when "
+             "connectionState fails", ice_restart_caller, ice_restart_callee),
     )
 }
 

@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "emulate": True,
     "hold_s": 0.0,
     "cut_at_s": None,
+    "cut_for_s": None,
     "sim_video": media.SIM_VIDEO,
 }
 
@@ -489,6 +490,15 @@ def _params(flow: str | Flow, params: dict[str, Any]) -> dict[str, Any]:
     out["sim_video"] = tuple(size)
     if out["cut_at_s"] is not None and out["network"] != "sim":
         raise ValueError("cut_at_s (cutting the media path) needs network='sim'")
+    for key in ("cut_at_s", "cut_for_s"):
+        v = out[key]
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0):
+            raise ValueError(f"{key} must be a number of seconds >= 0 (or None), got {v!r}")
+    if out["cut_for_s"] is not None:
+        if out["cut_at_s"] is None:
+            raise ValueError("cut_for_s (how long the path stays cut) needs cut_at_s (when it is cut)")
+        if not out["cut_for_s"] > 0:
+            raise ValueError(f"cut_for_s must be > 0 seconds, got {out['cut_for_s']!r}")
     if out["deadline_s"] is None:
         out["deadline_s"] = DEADLINE_SIM_S if out["network"] == "sim" else DEADLINE_REAL_S
     if float(out["deadline_s"]) <= 0:
@@ -582,12 +592,18 @@ async def _play(
         for a in ("caller", "callee")
     }
     loop = asyncio.get_running_loop()
-    watcher = _Watcher(trace, apps, channel, spec, hold_s=float(p["hold_s"]))
+    watcher = _Watcher(trace, apps, channel, spec, hold_s=float(p["hold_s"]),
+                       ride_out_failure=net is not None and p["cut_for_s"] is not None)
     if net is not None and p["cut_at_s"] is not None:
         cut_at = float(p["cut_at_s"])
-        net.cut(cut_at, peers_only=True)  # keep STUN/TURN reachable: only the call's path breaks
+        cut_for = None if p["cut_for_s"] is None else float(p["cut_for_s"])
+        net.cut(cut_at, peers_only=True, for_s=cut_for)  # keep STUN/TURN reachable: only the call's path breaks
+        until = "from now on" if cut_for is None else f"for {cut_for:g} s"
         loop.call_at(loop.time() + cut_at, lambda: trace.record(
-            "network", "net", "cut", "path cut", detail="from now on every packet between the two hosts is dropped"))
+            "network", "net", "cut", "path cut", detail=f"{until} every packet between the two hosts is dropped"))
+        if cut_for is not None:
+            loop.call_at(loop.time() + cut_at + cut_for, lambda: trace.record(
+                "network", "net", "cut", "path restored", detail="packets between the two hosts flow again"))
     if hooks is not None:  # the call panel: live rows, real clicks, hang-up
         hooks.attach(trace, users)
         watcher.stop = hooks.stop_event()
@@ -719,8 +735,11 @@ def _await_frames(task: asyncio.Task[Any]) -> list[Any]:
 class _Watcher:
     """Ends a run when its outcome is known, or at the deadline."""
 
-    def __init__(self, trace: Trace, apps: dict[str, App], channel: Channel, spec: Any, hold_s: float = 0.0) -> None:
+    def __init__(self, trace: Trace, apps: dict[str, App], channel: Channel, spec: Any, hold_s: float = 0.0,
+                 ride_out_failure: bool = False) -> None:
         self.hold_s = hold_s
+        #: keep holding a connected call after ``failed`` (a healing cut: the app may recover)
+        self.ride_out_failure = ride_out_failure
         self.closed = False
         self.trace = trace
         self.apps = apps
@@ -802,7 +821,7 @@ class _Watcher:
         if self.hold_s > 0 and not self.failed and not self.stalled:
             # keep the call up (media flowing) for hold_s, unless it breaks
             hold_end = min(deadline, loop.time() + self.hold_s)
-            while hold_end - loop.time() > _EPSILON_S and not self.failed and not self.closed:
+            while hold_end - loop.time() > _EPSILON_S and not (self.failed and not self.ride_out_failure) and not self.closed:
                 if (self.stop is not None and self.stop.is_set()) or (self.abort is not None and self.abort.is_set()):
                     break
                 me = asyncio.current_task()
@@ -863,7 +882,7 @@ async def arun(
         ``jitter_ms``, ``reorder``, ``loss``, ``duplicate``,
         ``answer_delay_ms``, ``candidate_interval_ms``, ``deadline_s``,
         ``link_latency_ms``, ``link_loss``, ``record_packets``, ``emulate``,
-        ``hold_s``, ``cut_at_s``, ``sim_video`` (the camera's ``(width,
+        ``hold_s``, ``cut_at_s``, ``cut_for_s``, ``sim_video`` (the camera's ``(width,
         height)`` on the simulated network: 160x120 by default, to keep long
         calls cheap; ``(320, 240)`` is the real network's picture).
 

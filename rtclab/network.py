@@ -733,7 +733,7 @@ class SimNetwork:
         self.app_random = _random_mod.Random(f"rtclab-app-{seed}")
         self._record: Callable[..., None] | None = None
         self._loop: VirtualLoop | None = None
-        self._cuts: list[tuple[float, str | None, bool]] = []
+        self._cuts: list[tuple[float, float, str | None, bool]] = []  # (from, until, who, peers_only)
         self._transports: dict[tuple[str, int], _SimTransport] = {}
         self._link_last: dict[tuple[str, str], float] = {}
         self._tx_free: dict[str, float] = {}
@@ -786,16 +786,22 @@ class SimNetwork:
         """Send packet rows (if ``record_packets``) and error rows to ``record`` (rtclab's Trace.record)."""
         self._record = record
 
-    def cut(self, at_s: float, *, who: str | None = None, peers_only: bool = False) -> None:
+    def cut(self, at_s: float, *, who: str | None = None, peers_only: bool = False,
+            for_s: float | None = None) -> None:
         """From virtual time ``at_s`` drop every packet (of host ``who``, or all).
 
         With ``peers_only`` only packets between the two hosts are dropped and
         the STUN/TURN server stays reachable (otherwise aioice's close also
-        waits ~40 s for its TURN allocation deletion to time out).
+        waits ~40 s for its TURN allocation deletion to time out). With
+        ``for_s`` the path comes back ``for_s`` seconds later (a short
+        outage: a tunnel, a Wi-Fi hand-over); without it the cut lasts.
         """
         if who is not None and who not in self.hosts:
             raise ValueError(f"unknown host {who!r}; expected one of {sorted(self.hosts)}")
-        self._cuts.append((float(at_s), who, peers_only))
+        if for_s is not None and not float(for_s) > 0:
+            raise ValueError(f"a cut lasts for_s > 0 seconds, got {for_s!r}")
+        until = float("inf") if for_s is None else float(at_s) + float(for_s)
+        self._cuts.append((float(at_s), until, who, peers_only))
 
     def drop_all(self) -> None:
         """Drop every packet from now on (loss = 1)."""
@@ -917,8 +923,8 @@ class SimNetwork:
         return "server" if ip == SERVER_IP else None
 
     def _is_cut(self, now: float, src: str | None, dst: str | None) -> bool:
-        for at, who, peers_only in self._cuts:
-            if now < at:
+        for at, until, who, peers_only in self._cuts:
+            if now < at or now >= until:
                 continue
             if peers_only and (src not in self.hosts or dst not in self.hosts):
                 continue

@@ -27,6 +27,7 @@ MATRIX = {
     "forgot-candidates": {"lan": ("timeout", "caller ICE new, callee ICE new"), "nat": ("timeout", "caller ICE new, callee ICE new")},
     "queue-on-click": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
     "article": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
+    "ice-restart": {"lan": ("connected", "both ways"), "nat": ("connected", "both ways")},
 }
 
 

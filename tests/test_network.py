@@ -716,3 +716,15 @@ def test_sim_turns_the_vp8_temporal_denoiser_off() -> None:
     ctx = vpx.av.CodecContext.create("libvpx", "w")
     ctx.options = {"cpu-used": "-6", "noise-sensitivity": "4"}
     assert seen == {"sim": "0"} and dict(ctx.options)["noise-sensitivity"] == "4"
+
+
+def test_cut_for_s_restores_the_path() -> None:
+    """A cut with for_s drops packets between the hosts only in [at, at + for_s); bad durations are refused."""
+    net = SimNetwork("lan")
+    net.cut(2.0, peers_only=True, for_s=3.0)
+    assert not net._is_cut(1.999, "caller", "callee")
+    assert net._is_cut(2.0, "caller", "callee") and net._is_cut(4.999, "callee", "caller")
+    assert not net._is_cut(5.0, "caller", "callee")
+    assert not net._is_cut(3.0, "caller", None)  # peers_only: the server stays reachable
+    with pytest.raises(ValueError, match="for_s > 0"):
+        net.cut(1.0, for_s=0)

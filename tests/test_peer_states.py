@@ -557,3 +557,59 @@ def test_reordered_candidates_after_end_of_candidates_count_as_added() -> None:
     m = r.metrics
     assert m["candidates_added"] == m["candidates_gathered"] and m["candidates_lost"] == m["candidates_rejected"] == 0
     assert not (ev.kind == "error").any()
+
+
+def test_short_outage_disconnected_then_connected_again() -> None:
+    """A path back before the failure timer: consent answers resume and both states return to connected."""
+    r = rtclab.run("basic", cut_at_s=2, cut_for_s=8, hold_s=30)
+    ev = r.events
+    restored = first_t(ev, kind="net", value="path restored")
+    assert restored == 10_000
+    for side in ("caller", "callee"):
+        assert seq(ev, side, "iceConnectionState")[:5] == ["new", "checking", "connected", "disconnected", "connected"]
+        assert seq(ev, side, "connectionState")[:5] == ["new", "connecting", "connected", "disconnected", "connected"]
+        back = first_t(ev[ev.t_ms > restored], actor=side, name="connectionState", value="connected")
+        assert restored < back < restored + 1000 * agent.CONSENT_PING_S + 100  # the next consent ping answers
+    assert "failed" not in ev[ev.kind == "state"].value.tolist()
+
+
+def test_mdn_sample_hangs_up_on_a_short_outage() -> None:
+    """The MDN sample closes the call on disconnected, although the path comes back 2 s later."""
+    r = rtclab.run("mdn", cut_at_s=2, cut_for_s=8, hold_s=30)
+    ev = r.events
+    disconnected = first_t(ev, name="iceConnectionState", value="disconnected")
+    closed = first_t(ev, name="connectionState", value="closed")
+    assert closed == disconnected < 10_000  # it hung up before the path came back at 10 s
+    assert ev[(ev.kind == "net") & (ev.value == "path restored")].empty  # the call was already over
+
+
+def test_failed_then_restart_ice_recovers_once_the_path_is_back() -> None:
+    """After a long outage connectionState fails; restartIce() on a healed path brings both sides back."""
+    r = rtclab.run("ice-restart", cut_at_s=2, cut_for_s=20, hold_s=40)
+    ev = r.events
+    failed = first_t(ev, actor="caller", name="connectionState", value="failed")
+    restart = first_t(ev, actor="caller", kind="call", name="restartIce")
+    restored = first_t(ev, kind="net", value="path restored")
+    assert failed == restart < restored
+    assert "failed" not in seq(ev, "caller", "iceConnectionState")  # Chromium: ICE stays disconnected
+    for side in ("caller", "callee"):
+        completed = first_t(ev, actor=side, kind="ice", name="restart", value="completed")
+        assert completed > restored
+        assert seq(ev, side, "connectionState")[3:6] == ["disconnected", "failed", "connected"]
+        assert first_t(ev[ev.t_ms >= completed], actor=side, name="connectionState", value="connected") == completed
+    # the consent on the new pair holds for the rest of the call: no new disconnection
+    after = ev[(ev.t_ms > restored) & (ev.kind == "state") & (ev.value.isin(["disconnected", "failed"]))]
+    assert after.empty
+    # the same cut without a restart stays failed: the old pair's consent stopped for good (RFC 7675)
+    plain = rtclab.run("basic", cut_at_s=2, cut_for_s=20, hold_s=40).events
+    assert seq(plain, "caller", "connectionState")[3:] == ["disconnected", "failed", "closed"]
+
+
+def test_cut_for_s_is_validated() -> None:
+    """cut_for_s needs cut_at_s and a positive duration."""
+    with pytest.raises(ValueError, match="needs cut_at_s"):
+        rtclab.run("basic", cut_for_s=5)
+    with pytest.raises(ValueError, match="cut_for_s must be"):
+        rtclab.run("basic", cut_at_s=1, cut_for_s=0)
+    with pytest.raises(ValueError, match="cut_for_s must be a number"):
+        rtclab.run("basic", cut_at_s=1, cut_for_s="5")

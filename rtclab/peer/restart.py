@@ -42,7 +42,11 @@ What rtclab emulates
     first pair is nominated is ignored, as aiortc does); with several ICE
     transports (no BUNDLE) every new remote candidate is offered to each;
     ``iceConnectionState``/``connectionState`` do not change during a restart
-    (aiortc's transports stay ``completed``); a restart whose checks all fail
+    (aiortc's transports stay ``completed``; no ``checking`` is shown) but
+    when it nominates a pair after the call was ``disconnected`` or
+    ``failed`` (consent lost), consent freshness starts again on the new pair
+    and both states return to ``connected`` (W3C; the return itself is not
+    measured in Chromium here); a restart whose checks all fail
     leaves the old pair in use. The patch touches aioice
     private attributes: :func:`supported` checks them and
     ``tests/test_peer.py`` fails if they change.
@@ -361,6 +365,7 @@ class _Session:
             peer._rec("ice", "restart", "completed", detail=detail)
             if pair is not None:
                 peer._rec("ice", "selected-pair", f"{pair.local_candidate.type}/{pair.remote_candidate.type}", detail=repr(pair))
+            peer._ice_restarted([r.old for r in self.restarts if r.spliced])
         finally:
             if peer._restart_session is self:
                 peer._restart_session = None

@@ -244,6 +244,29 @@ class StatesMixin:
         self._rec("ice", "log", f"consent {state}", detail=text)
         self._refresh_ice()
 
+    def _ice_restarted(self, conns: list[Any]) -> None:
+        """An ICE restart nominated a new pair on ``conns``: consent starts afresh on it.
+
+        A restart's successful check proves the new path, so a transport that
+        was ``disconnected`` or ``failed`` (consent lost) is ``connected``
+        again; the emulated consent freshness starts over on the new pair
+        (after ``failed`` it had stopped, as RFC 7675 asks).
+        """
+        if not self.ice_states or self._closed:
+            return
+        for conn in conns:
+            info = self._ice_info(conn)
+            if info.consent == "ok" and not info.checks_failed:
+                continue  # a restart of a working call: its consent task goes on
+            info.checks_failed = False
+            info.consent = "ok"
+            task = conn._query_consent_task
+            if task is not None and not task.done():
+                task.cancel()
+            conn._query_consent_task = asyncio.ensure_future(conn.query_consent())
+            self._rec("ice", "log", "consent ok", detail="an ICE restart found a working pair: consent starts again on it")
+        self._refresh_ice()
+
     def _cancel_ice_timers(self) -> None:
         for info in self._ice_infos.values():
             info.cancel()
