@@ -803,6 +803,11 @@ class SimNetwork:
         until = float("inf") if for_s is None else float(at_s) + float(for_s)
         self._cuts.append((float(at_s), until, who, peers_only))
 
+    def restore(self, at_s: float) -> None:
+        """End, at virtual time ``at_s``, every cut that is still open then (the path heals)."""
+        self._cuts = [(at, at_s if at <= at_s < until else until, who, peers_only)
+                      for at, until, who, peers_only in self._cuts]
+
     def drop_all(self) -> None:
         """Drop every packet from now on (loss = 1)."""
         self.loss = 1.0

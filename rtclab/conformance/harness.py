@@ -10,7 +10,8 @@ read alike (wpt's ``RTCPeerConnection-helper.js`` plays this role there):
                                        end-of-candidates on too)
 ``h.negotiate(offerer, answerer)``     one offer/answer round (implicit ``setLocalDescription``)
 ``h.relay(a, b)`` / ``h.cut(relay)``   trickle through a UDP relay that can stop forwarding (the
-                                       simulation cuts the path between the two hosts instead)
+                                       simulation cuts the path between the two hosts instead);
+``h.heal(relay)``                      ``heal`` makes it forward again
 ``h.unreachable()``                    a host candidate no one answers (a silent socket; an
                                        unroutable address in the simulation)
 ``h.attempt(actor, name, fn)``         run a call, keep its error (recorded as a ``call`` row
@@ -107,6 +108,10 @@ class Relay:
     def cut(self) -> None:
         """Stop forwarding, both ways."""
         self.cut_ = True
+
+    def heal(self) -> None:
+        """Forward again, both ways (the path is back)."""
+        self.cut_ = False
 
     def close(self) -> None:
         for proto in self.sock.values():
@@ -285,6 +290,14 @@ class PeerHarness:
         else:
             self.plumbing.relay(rid).cut()
 
+    def heal(self, rid: str) -> None:
+        """Let the path of relay ``rid`` carry packets again."""
+        self.trace.record("network", "net", "cut", "path restored", detail=rid)
+        if self.network == "sim":
+            self.net.restore(asyncio.get_running_loop().time())
+        else:
+            self.plumbing.relay(rid).heal()
+
     async def unreachable(self) -> dict[str, Any]:
         """A host candidate (for m-section 0) that nobody answers."""
         if self.network == "sim":
@@ -396,6 +409,7 @@ JS_RUNNER = r"""async ([name, source, timeoutMs]) => {
       return rid;
     },
     async cut(rid) { rows.push(["network", now(), "net", "cut", "path cut", "", rid, ""]); await conformanceRelayCut(rid); },
+    async heal(rid) { rows.push(["network", now(), "net", "cut", "path restored", "", rid, ""]); await conformanceRelayHeal(rid); },
     async unreachable() {
       const port = await conformanceBlackhole();
       return {candidate: `candidate:9 1 udp 2130706431 127.0.0.1 ${port} typ host`, sdpMid: "0", sdpMLineIndex: 0};

@@ -82,6 +82,7 @@ async def run_chromium(items: list[Scenario]) -> dict[str, Any]:
                 page = side.page
                 await page.expose_function("conformanceRelayPort", lambda rid, s, ip, port: plumbing.relay(rid).port_for(s, ip, int(port)))
                 await page.expose_function("conformanceRelayCut", lambda rid: plumbing.relay(rid).cut())
+                await page.expose_function("conformanceRelayHeal", lambda rid: plumbing.relay(rid).heal())
                 await page.expose_function("conformanceBlackhole", lambda: plumbing.blackhole())
 
                 async def one(sc: Scenario) -> pd.DataFrame:

@@ -103,3 +103,100 @@ scenario(
     essentials=_cut_essentials,
     timeout_s=55.0,
 )
+
+
+async def _heals(h: Any) -> None:
+    a, b = h.pc("caller"), h.pc("callee")
+    a.createDataChannel("x")
+    relay = h.relay(a, b)
+    await h.negotiate(a, b)
+    if not await h.wait_for(lambda: both_connected(a, b), 8):
+        return
+    await h.sleep(0.5)
+    h.cut(relay)
+    if not await h.wait_for(lambda: all(pc.connectionState == "disconnected" for pc in (a, b)), 12):
+        return
+    await h.sleep(1)
+    h.heal(relay)
+    await h.wait_for(lambda: both_connected(a, b), 10)
+    await h.sleep(0.5)
+
+
+def _heal_essentials(f: Any) -> dict[str, Any]:
+    t_cut = t_first(f, "network", "net", "cut", "path cut")
+    t_heal = t_first(f, "network", "net", "cut", "path restored")
+    out: dict[str, Any] = {"cut": t_cut is not None, "restored": t_heal is not None}
+    if t_cut is None or t_heal is None:
+        return out
+    out.update({f"{k} after the cut": v for k, v in machine_states(f, after=t_cut).items()})
+    back = [t_first(f, a, "state", "connectionState", "connected", after=t_heal) for a in ("caller", "callee")]
+    out["both connected again"] = None not in back
+    return out
+
+
+scenario(
+    name=f"{FILE}/path-heals",
+    title="the path breaks and comes back before failure: disconnected, then connected again with no action of the page",
+    js=f"""async (h) => {{
+  const a = h.pc("caller"), b = h.pc("callee");
+  a.createDataChannel("x");
+  const relay = h.relay(a, b);
+  await h.negotiate(a, b);
+  if (!await h.waitFor(() => {JS_BOTH_CONNECTED}, 8)) return;
+  await h.sleep(0.5);
+  await h.cut(relay);
+  if (!await h.waitFor(() => [a, b].every(pc => pc.connectionState === "disconnected"), 12)) return;
+  await h.sleep(1);
+  await h.heal(relay);
+  await h.waitFor(() => {JS_BOTH_CONNECTED}, 10);
+  await h.sleep(0.5);
+}}""",
+    peer=_heals,
+    essentials=_heal_essentials,
+    timeout_s=40.0,
+)
+
+
+async def _back_after_failed(h: Any) -> None:
+    a, b = h.pc("caller"), h.pc("callee")
+    a.createDataChannel("x")
+    relay = h.relay(a, b)
+    await h.negotiate(a, b)
+    if not await h.wait_for(lambda: both_connected(a, b), 8):
+        return
+    await h.sleep(0.5)
+    h.cut(relay)
+    if not await h.wait_for(lambda: all(pc.connectionState == "failed" for pc in (a, b)), 25):
+        return
+    h.heal(relay)
+    await h.sleep(8)  # an observation window: does the call come back by itself?
+
+
+def _after_failed_essentials(f: Any) -> dict[str, Any]:
+    t_heal = t_first(f, "network", "net", "cut", "path restored")
+    out: dict[str, Any] = {"restored": t_heal is not None}
+    if t_heal is None:
+        return out
+    out.update({f"{k} after the path is back": v for k, v in machine_states(f, after=t_heal).items()})
+    return out
+
+
+scenario(
+    name=f"{FILE}/path-back-after-failed",
+    title="the path comes back after connectionState failed: does the call recover without an ICE restart?",
+    js=f"""async (h) => {{
+  const a = h.pc("caller"), b = h.pc("callee");
+  a.createDataChannel("x");
+  const relay = h.relay(a, b);
+  await h.negotiate(a, b);
+  if (!await h.waitFor(() => {JS_BOTH_CONNECTED}, 8)) return;
+  await h.sleep(0.5);
+  await h.cut(relay);
+  if (!await h.waitFor(() => [a, b].every(pc => pc.connectionState === "failed"), 25)) return;
+  await h.heal(relay);
+  await h.sleep(8);
+}}""",
+    peer=_back_after_failed,
+    essentials=_after_failed_essentials,
+    timeout_s=55.0,
+)
