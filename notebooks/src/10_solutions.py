@@ -514,23 +514,30 @@ CELLS = [
     print(short.outcome, "-", short.reason, "- ended at", short.metrics["duration_ms"], "ms")
     """),
     md("""
-    Only the end time changes: the outcome is still `timeout` with ICE `checking` on both
-    sides, ended by the deadline. Nothing in WebRTC would ever end this call; the app's own
-    timer decides when, so the deadline is a product decision.
+    Only the end time changes: the outcome is still `timeout`, with ICE `new` on both sides
+    (no remote candidate, so nothing to check), ended by the deadline. Nothing in WebRTC
+    would ever end this call, in rtclab or in Chromium (notebook 08, section a): the
+    page's own timer decides when, so the deadline is a product decision, and it has to
+    start with the call, not with `checking`.
 
-    **Exercise 8.2.** In (b), keep `link_loss=1.0` but turn STUN back on. Does gathering take
-    longer, and does ICE fail at a different time?
+    **Exercise 8.2.** In (b), keep `link_loss=1.0` but turn STUN back on. When does
+    `checking` start now, and is the time from `checking` to `failed` still ~15 s?
     """),
     code("""
-    lost = {s: rtclab.run("basic", link_loss=1.0, stun=s) for s in (False, True)}
-    rows = "name in ['iceGatheringState', 'iceConnectionState'] and value in ['complete', 'checking', 'failed']"
-    pd.concat({f"stun={s}": r.events.query(rows).groupby(["name", "value"], observed=True)["t_ms"].min() for s, r in lost.items()}, axis=1)
+    for stun_on in (False, True):
+        ev = rtclab.run("basic", link_loss=1.0, stun=stun_on).events
+        checking = ev.query("name == 'iceConnectionState' and value == 'checking'")["t_ms"].min()
+        failed = ev.query("name == 'connectionState' and value == 'failed'")["t_ms"].min()
+        print(f"stun={stun_on!s:5}  checking at {checking / 1000:5.2f} s, failed {(failed - checking) / 1000:.1f} s later")
     """),
     md("""
-    With STUN on, every request to the STUN server is lost too, and gathering only ends when
-    aioice gives up on the server, several seconds later. ICE fails correspondingly later. The
-    time from `checking` to `failed` is the same in both columns: it is the check
-    retransmission schedule of exercise 4.3 running out; only its start moved, because ICE starts checking once gathering is complete here.
+    The wait from `checking` to `failed` is the same 15 s: it is the browser's timer, and
+    it does not care why the checks go unanswered. What moves is the start. With STUN on,
+    the requests to the STUN server are lost too, and aiortc holds its connectivity checks
+    until its own gathering has finished, which here means until its fixed 5-second STUN
+    timeout. That part is an aiortc limitation, not browser behaviour: a browser gathers
+    host candidates and checks them while the STUN request is still pending, so `checking`
+    would start at once.
 
     **Exercise 8.3.** In (b), try `link_loss=0.5`. Does the call connect, and how much later
     than with no loss?
@@ -542,30 +549,41 @@ CELLS = [
     md("""
     It connects, but far later: each lost STUN request, connectivity check or DTLS message
     waits for its retransmission timer (which doubles, exercise 4.3) before trying again.
-    This is one seed's loss pattern; other seeds lose other packets and connect at other
-    times.
+    The delays are those of aioice's and aiortc's retransmission timers, not a browser's,
+    and this is one seed's loss pattern; other seeds lose other packets and connect at
+    other times.
 
-    **Exercise 8.4.** In (c), cut the path earlier (`cut_at_s=1`) or later (`cut_at_s=20`): is
-    the time between the cut and `closed` always about the same?
+    **Exercise 8.4.** In (c), cut the path earlier (`cut_at_s=1`) or later (`cut_at_s=20`,
+    with `hold_s=60`): are `disconnected` and `failed` always the same time after the cut?
     """),
     code("""
-    cuts = {c: rtclab.run("basic", hold_s=60, cut_at_s=c) for c in (1, 20)}
-    {c: float(round((r.events.query("name == 'connectionState' and value == 'closed'")["t_ms"].min() - c * 1000) / 1000, 1))
-     for c, r in cuts.items()}
+    for cut_at in (1, 20):
+        ev = rtclab.run("basic", hold_s=60, cut_at_s=cut_at).events
+        disconnected = ev.query("name == 'connectionState' and value == 'disconnected'")["t_ms"].min()
+        failed = ev.query("name == 'connectionState' and value == 'failed'")["t_ms"].min()
+        print(f"cut at {cut_at:2d} s: disconnected {disconnected / 1000 - cut_at:.1f} s, failed {failed / 1000 - cut_at:.1f} s after the cut")
     """),
     md("""
-    About the same, within a few seconds (in seconds after the cut, above). The spread comes
-    from aioice's consent timer: it sends a consent check every `CONSENT_INTERVAL` seconds,
-    randomised between 0.8 and 1.2 times that, and closes after `CONSENT_FAILURES` checks in
-    a row go unanswered:
+    Yes: the timers run from the last answered check, not from the start of the call, so
+    the same ~6 s and ~16 s follow every cut (Chromium's stored `path-cut` trace shows the
+    same pair of figures, notebook 08). RFC 7675's 30-second consent expiry plays no
+    visible part: the page sees the browser's states.
+
+    **Exercise 8.5.** In (c), let the path come back after 4 s (`cut_for_s=4`), then after
+    10 s. Which call goes `disconnected`, and does either come back to `connected`?
     """),
     code("""
-    ice.CONSENT_INTERVAL, ice.CONSENT_FAILURES
+    states = "kind == 'net' or (kind == 'state' and name == 'connectionState' and t_ms > 1000 and value != 'closed')"
+    for cut_for in (4, 10):
+        ev = rtclab.run("basic", hold_s=30, cut_at_s=5, cut_for_s=cut_for).events
+        print(f"cut_for_s={cut_for}:", [f"{r.actor} {r.value} at {r.t_ms / 1000:.1f} s" for r in ev.query(states).itertuples()])
     """),
     md("""
-    So the wait is roughly their product, plus however long it was from the cut to the next
-    check, and it does not depend on when the cut happens. A browser uses the RFC 7675 timers
-    and reports `disconnected` earlier (README, "rtclab vs a browser").
+    A 4-second outage ends before the ~6-second `disconnected` timer: no state changes at
+    all, the call just loses a few seconds of media. A 10-second one shows `disconnected`
+    on both sides and then `connected` again as soon as consent checks are answered, with
+    no help from the page. Chromium does the same (the stored `path-heals` trace in
+    notebook 12, which builds on this).
 
     ## 09 · Playground
 
@@ -584,6 +602,104 @@ CELLS = [
     """),
     code("""
     perfect.events.query("name == 'rollback'")[["t_ms", "actor", "kind", "name", "value"]]
+    """),
+    # ------------------------------------------------------------------ 12
+    md("""
+    ## 12 · When calls break
+
+    **Exercise 12.1.** Run `basic` with `hold_s=40, cut_at_s=5` and `cut_for_s=15`, then
+    `cut_for_s=17`. Which one comes back to `connected`, and why?
+    """),
+    code("""
+    states = "kind == 'net' or (kind == 'state' and name == 'connectionState' and t_ms > 1000 and value != 'closed')"
+    for cut_for in (15, 17):
+        ev = rtclab.run("basic", hold_s=40, cut_at_s=5, cut_for_s=cut_for).events
+        print(f"cut_for_s={cut_for}:", [f"{r.actor} {r.value} at {r.t_ms / 1000:.1f} s" for r in ev.query(states).itertuples()])
+    """),
+    md("""
+    With 15 s the path is back at 20 s, just before the ~16-second `failed` timer runs out
+    (at about 21 s): the next consent check is answered and the call is `connected` again.
+    With 17 s the path comes back at 22 s, a moment after both sides said `failed`, and
+    nothing changes after that: once consent has expired the checks stop, and only an ICE
+    restart brings the call back. Chromium stayed `failed` too, for the 8 s it was watched
+    after the path returned (the `path-back-after-failed` trace in notebook 12).
+
+    **Exercise 12.2.** Run `ice-restart` behind NATs (`topology="nat"`, same cut). Which
+    candidates does the restart gather, and which pair is selected after it?
+    """),
+    code("""
+    nat_restart = rtclab.run("ice-restart", topology="nat", hold_s=40, cut_at_s=5, cut_for_s=20)
+    rows = nat_restart.events.query("kind == 'ice' and ((name == 'candidate' and value == 'gathered') or name == 'selected-pair')")
+    for r in rows.itertuples():
+        what = " ".join(r.detail.split()[4:8]) if r.name == "candidate" else f"{r.value} {r.detail}"
+        print(f"{r.t_ms / 1000:6.2f} s  {r.actor}  {r.name}: {what}")
+    """),
+    md("""
+    The first rows are the candidates of the call's start; the rows after ~21 s belong to
+    the restart: each side gathers a new host candidate (a new port) and asks the STUN
+    server again for a server-reflexive one, and the pair selected after the restart is
+    again host/srflx, the same kind as before the cut, on the new ports. A restart starts
+    ICE over: it would also find a relay pair if one were needed (try `nat="symmetric",
+    turn=True`).
+
+    **Exercise 12.3.** Write a caller that restarts ICE when `iceConnectionState` becomes
+    `failed`, and run it against the `ice-restart` callee with the long cut. Does the call
+    come back?
+    """),
+    code("""
+    async def restart_on_ice_failed_caller(app):
+        pc = app.RTCPeerConnection()
+        pc.on("icecandidate", lambda candidate: app.send(
+            {"type": "new-ice-candidate", "target": app.other, "candidate": candidate}))
+
+        async def on_negotiationneeded():
+            await pc.setLocalDescription(await pc.createOffer())
+            app.send({"type": "video-offer", "target": app.other, "sdp": pc.localDescription})
+
+        def on_iceconnectionstatechange():
+            if pc.iceConnectionState == "failed":  # the wrong state machine to watch
+                pc.restartIce()
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+            elif msg["type"] == "new-ice-candidate":
+                await pc.addIceCandidate(msg["candidate"])
+
+        pc.on("negotiationneeded", on_negotiationneeded)
+        pc.on("iceconnectionstatechange", on_iceconnectionstatechange)
+        app.on_message(on_message)
+        for track in app.getUserMedia():
+            pc.addTrack(track)
+
+
+    mine = rtclab.run(caller=restart_on_ice_failed_caller, callee=rtclab.flows.ice_restart_callee,
+                      hold_s=40, cut_at_s=5, cut_for_s=20)
+    ev = mine.events
+    print("restartIce calls:", len(ev.query("name == 'restartIce'")))
+    print("caller iceConnectionState:", ev.query("actor == 'caller' and name == 'iceConnectionState'")["value"].tolist())
+    print("caller connectionState:   ", ev.query("actor == 'caller' and name == 'connectionState'")["value"].tolist())
+    """),
+    md("""
+    It never restarts: after a cut `iceConnectionState` goes to `disconnected` and stays
+    there, while only `connectionState` says `failed` (in Chromium too, notebook 08 c). The
+    handler waits for a state that never comes, and the call stays broken until it is
+    closed. Watch `connectionState` as the `ice-restart` flow does.
+
+    **Exercise 12.4.** Run `mdn` with a 4-second outage (`cut_for_s=4`). Does it survive
+    this one, and why?
+    """),
+    code("""
+    brief = rtclab.run("mdn", hold_s=30, cut_at_s=5, cut_for_s=4)
+    print(brief.outcome, f"- last row at {brief.events['t_ms'].max() / 1000:.1f} s;",
+          "states after the cut:", brief.events.query("kind == 'state' and t_ms > 5000 and value != 'closed'")["value"].tolist())
+    """),
+    md("""
+    It survives: the path is back before the ~6-second `disconnected` timer, no state
+    changes, and the sample's handler has nothing to react to; the call runs for its full
+    30 s. The sample hangs up on every outage longer than ~6 s: up to ~16 s those are
+    calls the browser would have recovered by itself, and longer ones an ICE restart could
+    have saved.
     """),
     md("""
     ## Fix-the-code exercises

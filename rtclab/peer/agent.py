@@ -6,7 +6,9 @@ What the browser does (Chromium 156, measured; FACTS.md)
     A connected pair is pinged every few seconds; when responses stop,
     ``iceConnectionState`` turns ``disconnected`` ~6.6 s after the path was
     cut and ``connectionState`` ``failed`` ~16.6 s after it, and the
-    connection is not closed.
+    connection is not closed. When the path comes back before ``failed``
+    both states return to ``connected``; after ``failed`` they did not
+    (8 s watched).
 What aioice 0.13 does
     ``Connection.connect()`` starts one check per 20 ms tick
     (``_check_periodic``), so a trickled candidate waits for the next tick.

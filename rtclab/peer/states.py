@@ -9,7 +9,10 @@ What the browser does (Chromium 156, measured 2026-11-30; FACTS.md, issue #18)
     ``disconnected`` and ``connectionState`` ``failed`` ~15 s after checking
     started. A path cut after connecting: ``disconnected`` ~6.6 s after the
     cut, ``connectionState`` ``failed`` ~16.6 s after it, while
-    ``iceConnectionState`` stays ``disconnected`` (75 s+). An offer without
+    ``iceConnectionState`` stays ``disconnected`` (75 s+). A path back
+    before ``failed``: both machines return to ``connected`` within ~50 ms; a
+    path back after ``failed``: no change in the 8 s watched (``path-heals``,
+    ``path-back-after-failed``). An offer without
     m-lines leaves ``iceGatheringState`` ``new``. ``close()`` fires no
     state-change event (W3C).
 What aiortc 1.16 does
@@ -33,7 +36,10 @@ What rtclab emulates (each switch a :class:`~rtclab.peer.Peer` keyword)
     ``connectionState``, as Chromium); aioice's checks are then stopped. On a
     connected transport, :mod:`rtclab.peer.agent` replaces aioice's consent
     freshness with Chromium's timers (``disconnected``, then ``failed``,
-    never closing the connection). ``connectionState`` follows the W3C
+    never closing the connection; an answered ping after ``disconnected``
+    makes it ``connected`` again, and after an ICE restart that nominated a
+    pair (:meth:`StatesMixin._ice_restarted`) consent starts afresh and a
+    ``failed`` transport is ``connected`` again). ``connectionState`` follows the W3C
     table over those ICE states and aiortc's DTLS states. With
     ``end_of_candidates`` (:mod:`rtclab.peer.trickle`) aioice is never told
     end-of-candidates, so it never fails before these timers (RFC 8863).
