@@ -20,8 +20,9 @@ CELLS = [
 
     Every run cuts the simulated network's path between the two peers (`cut_at_s`) and,
     new here, lets it come back after a while (`cut_for_s`). Signaling keeps working
-    during the cut, as it often does in real life (the signaling server is reached over
-    another path, or over TCP, which retries on its own). Chromium 156 did the same steps
+    during the cut in these runs; that is an assumption (in real life the page's
+    connection to its signaling server may break too, and must then be reopened before
+    anything can be renegotiated). Chromium 156 did the same steps
     with a UDP relay that stopped and resumed forwarding; its stored traces are shown
     next to rtclab's runs.
 
