@@ -728,3 +728,15 @@ def test_cut_for_s_restores_the_path() -> None:
     assert not net._is_cut(3.0, "caller", None)  # peers_only: the server stays reachable
     with pytest.raises(ValueError, match="for_s > 0"):
         net.cut(1.0, for_s=0)
+
+
+def test_restore_ends_only_the_cuts_still_open() -> None:
+    """restore(t) heals every cut open at t; a cut that starts later, or already ended, is kept as it was."""
+    net = SimNetwork("lan")
+    net.cut(1.0, peers_only=True)  # open-ended: healed by restore
+    net.cut(2.0, peers_only=True, for_s=1.0)  # over by 3 s: untouched
+    net.cut(9.0, peers_only=True)  # starts after the restore: untouched
+    net.restore(5.0)
+    assert net._is_cut(4.999, "caller", "callee")
+    assert not net._is_cut(5.0, "caller", "callee") and not net._is_cut(8.999, "callee", "caller")
+    assert net._is_cut(9.0, "caller", "callee")
