@@ -701,6 +701,104 @@ CELLS = [
     calls the browser would have recovered by itself, and longer ones an ICE restart could
     have saved.
     """),
+    # ------------------------------------------------------------------ 11
+    md("""
+    ## 11 · Answering the call
+
+    **Exercise 11.1.** Run `article` with a reordering channel for a few seeds. Does the
+    callee's offer ever overtake its answer? What does the caller's queue do?
+    """),
+    code("""
+    reordered = rtclab.sweep("article", trials=10, seed=0, progress=False, workers=1,
+                             signaling_latency_ms=50, jitter_ms=40, reorder=0.5)
+    reordered["outcome"].value_counts().to_dict(), int(reordered["candidates_lost"].sum()), int(reordered["candidates_rejected"].sum())
+    """),
+    md("""
+    Every call connects, and no candidate is lost or refused. The callee's offer cannot
+    overtake its answer here: the answer leaves when the offer arrives, the re-offer only
+    after the user's click, a second later, far beyond the channel's jitter. What the
+    reordering does reorder are candidates and the first answer; the caller's queue holds
+    the callee's candidates that overtake the answer, and the callee's queue those of the
+    caller that overtake the offer.
+
+    **Exercise 11.2.** Set `answer_delay_ms=10` for both early-answer flows. What happens to
+    `answer_to_media_ms`?
+    """),
+    code("""
+    pd.DataFrame({(flow, d): rtclab.run(flow, answer_delay_ms=d).metrics[["t_connected_ms", "t_answer_click_ms", "answer_to_media_ms"]]
+                  for flow in ("article", "counteroffer") for d in (10, 1000)})
+    """),
+    md("""
+    With a click at 30 ms the call is not connected yet (`t_connected_ms` is later), so
+    answering also waits for the rest of ICE and DTLS, and both flows end up equal: the
+    renegotiation or the `call-accepted` message travels while the connection is still
+    being set up. The early answer hides the set-up only behind a think time longer than
+    the set-up.
+
+    **Exercise 11.3.** Behind symmetric NATs with TURN, does the `article` flow's second
+    round gather new relay candidates?
+    """),
+    code("""
+    relayed = rtclab.run("article", topology="nat", nat="symmetric", turn=True)
+    relayed.metrics[["outcome", "selected_pair", "messages_after_answer", "candidates_after_answer"]]
+    """),
+    md("""
+    No: the renegotiation reuses the bundled transport and its relay allocation, so the
+    click costs the same two messages and no candidate, relay or not.
+    """),
+    # ------------------------------------------------------------------ 14
+    md("""
+    ## 14 · The article, claim by claim
+
+    **Exercise 14.1.** Fix `literal_callee` (claim 3) and check it.
+    """),
+    code("""
+    async def fixed_callee(app):
+        pc = None
+        async def on_message(msg):
+            nonlocal pc
+            if msg["type"] == "video-offer":
+                pc = app.RTCPeerConnection()
+                rtclab.flows.send_candidates(app, pc)
+                await pc.setRemoteDescription(msg["sdp"])               # the offer first
+                await pc.setLocalDescription(await pc.createAnswer())  # then our answer, applied
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate" and pc is not None:
+                await pc.addIceCandidate(msg["candidate"])
+        app.on_message(on_message)
+
+    print(rtclab.check(caller=rtclab.flows.basic_caller, callee=fixed_callee, expect="connected"))
+    """),
+    md("""
+    The order is the whole fix here: every call connects and no candidate is lost, because
+    on an in-order channel the caller's candidates always arrive after its offer. Under a
+    reordering channel this callee would still drop the ones that overtake the offer
+    (notebook 03's lesson); a queue fixes that too.
+
+    **Exercise 14.2.** With `answer_delay_ms=5000`, how many of the caller's frames could the
+    callee's page have shown before its user decided?
+    """),
+    code("""
+    slow = rtclab.run("article", answer_delay_ms=5000).metrics
+    print(round((slow["t_answer_click_ms"] - slow["t_first_frame_callee_ms"]) / (1000 / 30)), "frames at 30 frames per second")
+    """),
+    md("""
+    Close to five seconds of video: the frames arrive and are decoded whether or not the
+    page shows them. That is claim 9's verdict in numbers.
+
+    **Exercise 14.3.** For claim 13, keep the channel in order (`reorder=0`, jitter only):
+    does the MDN sample still lose calls?
+    """),
+    code("""
+    ordered = rtclab.sweep("mdn", trials=10, progress=False, workers=1, signaling_latency_ms=50, jitter_ms=40, reorder=0)
+    print(ordered.groupby(["outcome", "reason"]).size().to_string())
+    """),
+    md("""
+    It can. With order kept, no candidate overtakes the description it follows any more,
+    but jitter can still bring the callee's answer and its own re-offer in at the same
+    moment, and the sample's glare branch then mishandles the re-offer (exercise 3.2).
+    "Don't rely on order" includes the order in which your own handlers finish.
+    """),
     md("""
     ## Fix-the-code exercises
 

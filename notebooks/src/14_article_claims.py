@@ -358,7 +358,7 @@ CELLS = [
     2. For claim 9, run the `article` flow with `answer_delay_ms=5000`: how many frames of
        the caller's camera could the callee's page have shown before its user decided?
        (`record_packets=True` and the `net` rows help.)
-    3. For claim 14, make every check fail with `link_loss=1.0` and compare a run with
-       `stun=False` and one with STUN: does gathering change when `failed` comes?
+    3. For claim 13, keep the channel in order (`reorder=0`, jitter only): does the MDN
+       sample still lose calls?
     """),
 ]
