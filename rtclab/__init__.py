@@ -27,6 +27,7 @@ from .flows import FLOWS, Flow, as_flow, get_flow
 from .internals import load_webrtc_internals
 from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
 from .metrics import compute_metrics, outcome
+from .params import RunParams
 from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
 from .signaling import Channel, SignalingError
 from .sweeps import sweep
@@ -48,6 +49,7 @@ __all__ = [
     "OperationError",
     "Peer",
     "Run",
+    "RunParams",
     "SignalingError",
     "Trace",
     "TraceFormatError",

@@ -9,35 +9,85 @@ from typing import Any
 
 import pandas as pd
 
-PARAM_FLAGS: list[tuple[str, str, Any, str]] = [
-    ("--network", "network", str, "sim (deterministic, simulated) or real (UDP on this machine)"),
-    ("--topology", "topology", str, "sim topology: lan or nat"),
-    ("--nat", "nat", str, "NAT type behind each host: full-cone, restricted, port-restricted, symmetric"),
-    ("--latency", "signaling_latency_ms", float, "signaling one-way latency in ms"),
-    ("--jitter", "jitter_ms", float, "signaling jitter in ms"),
-    ("--reorder", "reorder", float, "probability a signaling message is held back (may be overtaken)"),
-    ("--loss", "loss", float, "signaling message loss probability"),
-    ("--duplicate", "duplicate", float, "signaling message duplication probability"),
-    ("--answer-delay", "answer_delay_ms", float, "the user's think time before clicking Answer, ms"),
-    ("--candidate-interval", "candidate_interval_ms", float, "pause between emitted candidates, ms"),
-    ("--link-latency", "link_latency_ms", float, "sim: one-way network latency per link, ms"),
-    ("--link-loss", "link_loss", float, "sim: packet loss probability per link"),
-    ("--deadline", "deadline_s", float, "end the run after this many (virtual) seconds"),
-    ("--seed", "seed", int, "random seed"),
-]
+#: Metrics the ``sweep`` summary shows (median per flow and grid point).
+SUMMARY_METRICS = ("t_connected_ms", "t_first_frame_ms", "answer_to_media_ms", "gathering_ms")
+
+_METAVAR = {"ms": "MS", "s": "SECONDS", "p": "P"}
+
+EXIT_HELP = """exit status: 0 when the call's outcome is 'connected'; 1 when it is anything else
+(failed, no-media, timeout, error) unless --allow-failure is given; 2 for bad arguments;
+130 when interrupted (Ctrl-C)."""
+
+
+def _param_type(name: str) -> Any:
+    """An argparse ``type`` that parses and range-checks one :class:`RunParams` field."""
+    from .params import RunParams
+
+    spec = RunParams.param(name)
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        if spec.kind == "nat":
+            value = tuple(text.split(",")) if "," in text else text
+        elif spec.kind in ("int", "float"):
+            try:
+                value = int(text) if spec.kind == "int" else float(text)
+            except ValueError:
+                value = text
+        try:
+            return spec.check(name, value)
+        except ValueError as exc:  # the message names the field and its range; show what was typed
+            msg = str(exc).replace(f" or None ({spec.none})", "").rsplit(", got ", 1)[0]
+            raise argparse.ArgumentTypeError(f"{msg}, got {text!r}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _bounded_int(name: str, low: int, high: int, meaning: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer in [{low}, {high}] ({meaning}), got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
 def _add_params(p: argparse.ArgumentParser) -> None:
-    for flag, dest, typ, help_ in PARAM_FLAGS:
-        p.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
-    p.add_argument("--turn", dest="turn", action="store_true", default=None, help="sim: offer the TURN server too")
-    p.add_argument("--no-stun", dest="stun", action="store_false", default=None, help="sim: no STUN server")
-    p.add_argument("--packets", dest="record_packets", action="store_true", default=None, help="sim: record net rows")
+    """Add one option per :class:`~rtclab.params.RunParams` field (help and checks from its metadata)."""
+    import dataclasses
+
+    from .params import RunParams
+
+    group = p.add_argument_group("run parameters (rtclab.params.RunParams)")
+    for f in dataclasses.fields(RunParams):
+        spec = f.metadata["param"]
+        if spec.flag is None:
+            continue
+        default = spec.none if f.default is None else f.default
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "type": _param_type(f.name),
+                                  "help": f"{spec.help}; {spec.range_text(with_none=False)} (default: {default})"}
+        if spec.kind == "choice":
+            kwargs["choices"] = spec.choices
+            kwargs["help"] = f"{spec.help} (default: {default})"
+        else:
+            kwargs["metavar"] = _METAVAR.get(spec.unit, "N" if spec.kind == "int" else "TYPE")
+        group.add_argument(spec.flag, **kwargs)
+    group.add_argument("--turn", dest="turn", action="store_true", default=None, help=RunParams.param("turn").help)
+    group.add_argument("--no-stun", dest="stun", action="store_false", default=None, help="sim: no STUN server")
+    group.add_argument("--packets", dest="record_packets", action="store_true", default=None,
+                       help=RunParams.param("record_packets").help)
 
 
 def _params(ns: argparse.Namespace) -> dict[str, Any]:
-    keys = [d for _f, d, _t, _h in PARAM_FLAGS] + ["turn", "stun", "record_packets"]
-    return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
+    from .params import RunParams
+
+    return {k: getattr(ns, k) for k in RunParams.names() if getattr(ns, k, None) is not None}
 
 
 def _print_run(r: Any, *, all_rows: bool = False) -> None:
@@ -79,22 +129,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"rtclab {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="one paired call (basic): event table, summary, plot")
+    fmt = argparse.RawDescriptionHelpFormatter
+    demo = sub.add_parser("demo", help="one paired call (basic): event table, summary, plot", epilog=EXIT_HELP,
+                          formatter_class=fmt)
     _add_params(demo)
     demo.add_argument("--plot", default="rtclab-demo.png", help="where to write the summary plot ('' for none)")
+    demo.add_argument("--allow-failure", action="store_true", help="exit 0 even when the call does not connect")
 
-    runp = sub.add_parser("run", help="run one flow and print its outcome, metrics and events")
+    runp = sub.add_parser("run", help="run one flow and print its outcome, metrics and events", epilog=EXIT_HELP,
+                          formatter_class=fmt)
     runp.add_argument("flow", help="flow name (see 'flows')")
     _add_params(runp)
     runp.add_argument("--save", default=None, help="write the events to this CSV file")
     runp.add_argument("--plot", default=None, help="write the summary plot to this PNG file")
     runp.add_argument("--all", action="store_true", help="print every row (pair checks too)")
+    runp.add_argument("--allow-failure", action="store_true",
+                      help="exit 0 even when the outcome is not 'connected' (e.g. to show a failing flow)")
 
-    sw = sub.add_parser("sweep", help="run many trials over a grid; write one row per trial")
+    from .params import MAX_RUNS, MAX_TRIALS, MAX_WORKERS
+
+    sw = sub.add_parser("sweep", help="run many trials over a grid; print the median metrics per flow and grid point",
+                        epilog=f"A sweep runs at most {MAX_RUNS} calls (flows x grid points x trials). "
+                               "Exit status 0 whatever the outcomes (they are the data); 2 for bad arguments.")
     sw.add_argument("flow", nargs="+", help="flow name(s)")
-    sw.add_argument("--trials", type=int, default=10)
+    sw.add_argument("--trials", type=_bounded_int("trials", 1, MAX_TRIALS, "trials per flow and grid point"), default=10,
+                    metavar="N", help=f"trials per flow and grid point, 1 to {MAX_TRIALS} (default: 10)")
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="a parameter and its values (repeatable)")
-    sw.add_argument("--workers", type=int, default=None)
+    sw.add_argument("--workers", type=_bounded_int("workers", 1, MAX_WORKERS, "worker processes"), default=None,
+                    metavar="N", help=f"worker processes, 1 to {MAX_WORKERS} (default: 1 for small sweeps, else the cores)")
     sw.add_argument("--out", default=None, help="CSV file for the rows")
     _add_params(sw)
 
@@ -123,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, TypeError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         parser.exit(2, f"rtclab: error: {msg}\n")
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (every run closes its peers on the way out)
+        print("rtclab: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -142,7 +207,7 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
         _print_run(r)
         if ns.plot:
             _save_plot(r, ns.plot)
-        return 0 if r.outcome == "connected" else 1
+        return _exit_status(r, ns)
     if ns.cmd == "run":
         r = run(ns.flow, **_params(ns))
         _print_run(r, all_rows=ns.all)
@@ -150,7 +215,7 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
             print(f"events written to {r.save(ns.save)}")
         if ns.plot:
             _save_plot(r, ns.plot)
-        return 0
+        return _exit_status(r, ns)
     if ns.cmd == "sweep":
         from .sweeps import sweep
 
@@ -161,9 +226,8 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
             name, values = item.split("=", 1)
             grid[name] = [_auto(v) for v in values.split(",")]
         df = sweep(ns.flow, trials=ns.trials, grid=grid, workers=ns.workers, **_params(ns))
-        keys = ["flow", *grid]
-        summary = df.groupby(keys)["outcome"].value_counts().unstack(fill_value=0)
-        print(summary.to_string())
+        print(sweep_summary(df, list(grid)).to_string())
+        print(f"(n: trials per row; outcome columns: how many ended so; *_ms: median over the connected trials)")
         if ns.out:
             Path(ns.out).parent.mkdir(parents=True, exist_ok=True)
             df.to_csv(ns.out, index=False)
@@ -191,6 +255,36 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
         return run_from_args(ns)
     parser.print_help()
     return 2
+
+
+def _exit_status(r: Any, ns: argparse.Namespace) -> int:
+    if r.outcome == "connected" or ns.allow_failure:
+        return 0
+    print(f"rtclab: the call's outcome is {r.outcome!r}, not 'connected' (exit 1; --allow-failure exits 0)", file=sys.stderr)
+    return 1
+
+
+def sweep_summary(df: pd.DataFrame, grid: list[str]) -> pd.DataFrame:
+    """One row per flow and grid point: trials, outcome counts and the median of each timing metric.
+
+    Medians are over the connected trials only (a failed call has no connect time).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"flow": ["basic"] * 3, "outcome": ["connected", "connected", "failed"],
+    ...                    "t_connected_ms": [10.0, 30.0, float("nan")]})
+    >>> sweep_summary(df, [])[["n", "connected", "failed", "t_connected_ms"]].to_dict("records")
+    [{'n': 3, 'connected': 2, 'failed': 1, 't_connected_ms': 20.0}]
+    """
+    keys = ["flow", *grid]
+    groups = df.groupby(keys, sort=False, dropna=False)
+    out = groups.size().rename("n").to_frame()
+    out = out.join(groups["outcome"].value_counts().unstack(fill_value=0))
+    ok = df[df["outcome"] == "connected"]
+    metrics = [m for m in SUMMARY_METRICS if m in df.columns]
+    if metrics:
+        out = out.join(ok.groupby(keys, sort=False, dropna=False)[metrics].median().round(1))
+    return out
 
 
 def _auto(text: str) -> Any:

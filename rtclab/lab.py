@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from . import media
 from .flows import AppCode, Flow, as_flow
 from .metrics import finalize_candidates, metrics_from_rows
+from .params import DEADLINE_REAL_S, DEADLINE_SIM_S, NAT_TYPES, RunParams  # noqa: F401 - the first three re-exported
 from .peer import Peer
 from .signaling import Channel, Endpoint
 from .trace import Trace, save
@@ -41,39 +42,14 @@ __all__ = ["App", "DEFAULTS", "Run", "User", "arun", "run"]
 
 logger = logging.getLogger(__name__)
 
-#: Parameters every flow accepts, with their defaults.
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "network": "sim",
-    "topology": "lan",
-    "nat": "port-restricted",
-    "stun": True,
-    "turn": False,
-    "link_latency_ms": 5.0,
-    "link_loss": 0.0,
-    "signaling_latency_ms": 20.0,
-    "jitter_ms": 0.0,
-    "reorder": 0.0,
-    "loss": 0.0,
-    "duplicate": 0.0,
-    "answer_delay_ms": 1000.0,
-    "candidate_interval_ms": 5.0,
-    "deadline_s": None,
-    "record_packets": False,
-    "emulate": True,
-    "hold_s": 0.0,
-    "cut_at_s": None,
-    "cut_for_s": None,
-    "sim_video": media.SIM_VIDEO,
-}
+#: Parameters every flow accepts, with their defaults (the fields of
+#: :class:`rtclab.params.RunParams`, where each one's unit, range and meaning live).
+DEFAULTS: dict[str, Any] = RunParams().to_dict()
 
 #: The camera's picture on the real network (``sim_video`` applies to the sim only).
 REAL_VIDEO: tuple[int, int] = (320, 240)
 
-NAT_TYPES = ("full-cone", "restricted", "port-restricted", "symmetric")
-DEADLINE_SIM_S = 90.0
 _EPSILON_S = 1e-6
-DEADLINE_REAL_S = 10.0
 
 
 class User:
@@ -451,59 +427,11 @@ class Run:
 
 
 def _params(flow: str | Flow, params: dict[str, Any]) -> dict[str, Any]:
+    """Check ``params`` against :class:`~rtclab.params.RunParams`; the full dict, with ``flow``."""
     from .flows import get_flow
 
     spec = get_flow(flow)
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"unknown parameter(s) {unknown} for run(); known: {sorted(DEFAULTS)}")
-    out = dict(DEFAULTS)
-    out.update(params)
-    if out["network"] not in ("sim", "real"):
-        raise ValueError(f"network must be 'sim' or 'real', got {out['network']!r}")
-    if out["topology"] not in ("lan", "nat"):
-        raise ValueError(f"topology must be 'lan' or 'nat', got {out['topology']!r}")
-    for key in ("signaling_latency_ms", "jitter_ms", "answer_delay_ms", "candidate_interval_ms", "link_latency_ms"):
-        if key == "answer_delay_ms" and out[key] is None and out["network"] == "real":
-            continue  # wait for a real click (the call panel)
-        if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0 <= float(out[key]) < 3.6e6:
-            raise ValueError(f"{key} must be a number of milliseconds >= 0, got {out[key]!r}")
-    for key in ("reorder", "loss", "duplicate", "link_loss"):
-        if not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or not 0.0 <= float(out[key]) <= 1.0:
-            raise ValueError(f"{key} must be a probability in [0, 1], got {out[key]!r}")
-    nat = out["nat"]
-    for t in (nat,) if isinstance(nat, str) else tuple(nat):
-        if t not in NAT_TYPES:
-            raise ValueError(f"nat must be one of {NAT_TYPES} (or a (caller, callee) pair), got {t!r}")
-    if not isinstance(nat, str):
-        out["nat"] = tuple(nat)
-        if len(out["nat"]) != 2:
-            raise ValueError("nat as a pair must have two entries: (caller, callee)")
-    if not isinstance(out["hold_s"], (int, float)) or out["hold_s"] < 0:
-        raise ValueError(f"hold_s must be >= 0 seconds, got {out['hold_s']!r}")
-    size = out["sim_video"]
-    if (
-        not isinstance(size, (tuple, list)) or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 4096 and v % 2 == 0 for v in size)
-    ):
-        raise ValueError(f"sim_video must be a (width, height) pair of even pixel counts, e.g. (320, 240); got {size!r}")
-    out["sim_video"] = tuple(size)
-    if out["cut_at_s"] is not None and out["network"] != "sim":
-        raise ValueError("cut_at_s (cutting the media path) needs network='sim'")
-    for key in ("cut_at_s", "cut_for_s"):
-        v = out[key]
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0):
-            raise ValueError(f"{key} must be a number of seconds >= 0 (or None), got {v!r}")
-    if out["cut_for_s"] is not None:
-        if out["cut_at_s"] is None:
-            raise ValueError("cut_for_s (how long the path stays cut) needs cut_at_s (when it is cut)")
-        if not out["cut_for_s"] > 0:
-            raise ValueError(f"cut_for_s must be > 0 seconds, got {out['cut_for_s']!r}")
-    if out["deadline_s"] is None:
-        out["deadline_s"] = DEADLINE_SIM_S if out["network"] == "sim" else DEADLINE_REAL_S
-    if float(out["deadline_s"]) <= 0:
-        raise ValueError("deadline_s must be > 0")
-    out["seed"] = int(out["seed"])
+    out = RunParams.from_dict(params).resolved().to_dict()
     out["flow"] = spec.name
     return out
 
@@ -876,15 +804,23 @@ async def arun(
         symmetric app, the same function twice). The run's ``flow`` is
         named after them.
     **params
-        See :data:`DEFAULTS`: ``seed``, ``network`` (``"sim"``/``"real"``),
-        ``topology`` (``"lan"``/``"nat"``), ``nat`` (type or ``(caller,
-        callee)`` pair), ``stun``, ``turn``, ``signaling_latency_ms``,
-        ``jitter_ms``, ``reorder``, ``loss``, ``duplicate``,
-        ``answer_delay_ms``, ``candidate_interval_ms``, ``deadline_s``,
-        ``link_latency_ms``, ``link_loss``, ``record_packets``, ``emulate``,
-        ``hold_s``, ``cut_at_s``, ``cut_for_s``, ``sim_video`` (the camera's ``(width,
-        height)`` on the simulated network: 160x120 by default, to keep long
-        calls cheap; ``(320, 240)`` is the real network's picture).
+        The fields of :class:`rtclab.params.RunParams` (each with its unit,
+        range and meaning; ``RunParams.describe()`` lists them): ``seed``,
+        ``network`` (``"sim"``/``"real"``), ``topology`` (``"lan"``/``"nat"``),
+        ``nat`` (type or ``(caller, callee)`` pair), ``stun``, ``turn``,
+        ``signaling_latency_ms``, ``jitter_ms``, ``reorder``, ``loss``,
+        ``duplicate``, ``answer_delay_ms``, ``candidate_interval_ms``,
+        ``deadline_s``, ``link_latency_ms``, ``link_loss``,
+        ``record_packets``, ``emulate``, ``hold_s``, ``cut_at_s``, ``cut_for_s``, ``sim_video``
+        (the camera's ``(width, height)`` on the simulated network: 160x120 by
+        default, to keep long calls cheap; ``(320, 240)`` is the real network's).
+
+    Raises
+    ------
+    TypeError
+        An unknown parameter name.
+    ValueError
+        A value out of its range (the message names the parameter and the range).
 
     Notes
     -----

@@ -135,14 +135,15 @@ def sweep(
         ``__main__``. Whatever an app's closure holds must be picklable by
         cloudpickle; each worker gets its own copy of it.
     trials
-        Trials per flow and grid point; trial ``i`` of the whole sweep gets
+        Trials per flow and grid point (1 to ``rtclab.params.MAX_TRIALS``; a
+        whole sweep runs at most ``MAX_RUNS`` calls); trial ``i`` of the whole sweep gets
         seed :func:`trial_seed(seed, i) <trial_seed>`, whatever runs it.
     grid
         Parameter name -> values; every combination is run.
     seed
         The sweep's seed.
     workers
-        Worker processes (default: 1 for small sweeps, else up to the number
+        Worker processes, 1 to ``rtclab.params.MAX_WORKERS`` (default: 1 for small sweeps, else up to the number
         of cores, at most 4). The pool is kept for the next sweep with the
         same number of workers; :func:`shutdown` closes it. Ignored when
         ``executor`` is given.
@@ -172,6 +173,7 @@ def sweep(
     """
     from .flows import Flow, as_flow, get_flow
     from .lab import _params
+    from .params import check_sweep
 
     if caller is not None or callee is not None or flow is None or isinstance(flow, (str, Flow)):
         flows = [as_flow(flow, caller=caller, callee=callee)]  # type: ignore[arg-type]
@@ -180,6 +182,8 @@ def sweep(
     grid = dict(grid or {})
     names = list(grid)
     points = list(itertools.product(*(list(grid[n]) for n in names))) or [()]
+    check_sweep(trials=trials, workers=None if executor is not None else workers, runs=None)
+    check_sweep(trials=trials, workers=None, runs=len(flows) * len(points) * int(trials))
     payloads = [_flow_payload(f) for f in flows]
     jobs: list[tuple[str | bytes, dict[str, Any]]] = []
     index = 0
@@ -240,7 +244,7 @@ def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         ctx = multiprocessing.get_context("spawn")  # safe inside Jupyter's threads
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_worker)
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_init)
         _pool_state.update(pool=pool, workers=workers)
         return pool
 
@@ -273,6 +277,19 @@ atexit.register(shutdown)
 def _in_worker() -> bool:
     """Whether this process runs trials for someone else (a pool or cluster worker)."""
     return multiprocessing.parent_process() is not None
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C in a terminal reaches the whole process group; only the parent acts on it (one line, no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_init() -> None:
+    """Initializer of the kept pool's workers."""
+    _ignore_sigint()
+    _warm_worker()
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .flows import FLOWS, Flow, get_flow
 from .lab import NAT_TYPES, Run, run
+from .params import RunParams
 
 __all__ = ["CallPanel"]
 
@@ -68,6 +69,7 @@ class CallPanel:
 
     def __init__(self, flow: str | Flow = "counteroffer", *, network: str = "sim", auto_answer: bool = False, **params: Any) -> None:
         w = _widgets()
+        RunParams.from_dict({**params, "network": network})  # refuse bad parameters before drawing anything
         self.params = dict(params)
         spec = get_flow(flow)  # a clear error for an unknown name
         if FLOWS.get(spec.name) is spec:
@@ -78,8 +80,13 @@ class CallPanel:
         self.network = w.Dropdown(options=["sim", "real"], value=network, description="network")
         self.topology = w.Dropdown(options=["lan", "nat"], value=self.params.pop("topology", "lan"), description="topology")
         self.nat = w.Dropdown(options=list(NAT_TYPES), value=self.params.pop("nat", "port-restricted"), description="NAT")
-        self.latency = w.FloatSlider(value=self.params.pop("signaling_latency_ms", 20.0), min=0, max=500, step=5, description="signaling ms")
-        self.think = w.FloatSlider(value=self.params.pop("answer_delay_ms", 1000.0), min=0, max=5000, step=100, description="think ms")
+        # the sliders' limits come from the run parameters' ranges (rtclab.params), capped to what a hand can set
+        lat, think = RunParams.param("signaling_latency_ms"), RunParams.param("answer_delay_ms")
+        label = {"description_width": "initial"}
+        self.latency = w.FloatSlider(value=self.params.pop("signaling_latency_ms", 20.0), min=lat.low, max=min(500.0, lat.high),
+                                     step=5, description="signaling latency (ms)", style=label, tooltip=lat.help)
+        self.think = w.FloatSlider(value=self.params.pop("answer_delay_ms", 1000.0), min=think.low, max=min(5000.0, think.high),
+                                   step=100, description="think time (ms)", style=label, tooltip=think.help)
         self.auto = w.Checkbox(value=auto_answer, description="auto-answer")
         self.call_button = w.Button(description="Call", button_style="success", icon="phone")
         self.answer_button = w.Button(description="Answer", button_style="info", disabled=True)
@@ -116,6 +123,7 @@ class CallPanel:
             answer_delay_ms=float(self.think.value),
         )
         p.update(extra)
+        RunParams.from_dict(p)  # the same checks as run(): a bad value is refused here, naming the parameter
         return p
 
     def call(self) -> Run | None:
