@@ -27,6 +27,7 @@ gid                       object
 ``refuse:<ref>``          a message refused by the channel (cross marker)
 ``moment:<what>``         a key-moment note of :func:`sequence`
 ``state:<a>:<m>:<s>``     a state segment of :func:`states`
+``instant:<a>:<m>:<s>``   a zero-length state of :func:`states` (diamond)
 ``error:<actor>``         an error marker of :func:`states`
 ``cand:<ref>``            the life line of one candidate in :func:`candidates`
 ``fate:<ref>``            the fate marker of one candidate
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
@@ -60,7 +61,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import AutoLocator, FixedLocator, FuncFormatter, Locator
 
 __all__ = [
     "FATE_COLORS",
@@ -73,6 +74,7 @@ __all__ = [
     "compare",
     "gallery",
     "heatmap",
+    "overlapping_texts",
     "sequence",
     "states",
     "summary",
@@ -292,7 +294,6 @@ def _format_time_axis(ax: Axes, lo: float, hi: float, df: pd.DataFrame | None = 
         ticks = [float(t) for t in np.linspace(0.0, lt, 5)] + [
             float(m * 10**k) for k in range(0, 8) for m in (1, 5) if 1.5 * lt < m * 10**k <= hi
         ]
-        ax.set_xticks(ticks)
         ax.axvline(lt, color=OKABE_ITO["grey"], lw=0.8, ls=":", zorder=0, gid="timescale:symlog")
         ax.text(lt, 1.0, " log scale →", transform=ax.get_xaxis_transform(), fontsize=FS_SMALL,
                 color=OKABE_ITO["grey"], va="bottom", ha="left", gid="timescale:label")
@@ -306,8 +307,152 @@ def _format_time_axis(ax: Axes, lo: float, hi: float, df: pd.DataFrame | None = 
 
     ax.xaxis.set_major_formatter(FuncFormatter(fmt))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda _x, _p: ""))
+    base = FixedLocator(ticks) if lt is not None else AutoLocator()
+    ax.xaxis.set_major_locator(_SpacedTicks(base, lambda x: fmt(x, 0), FS_SMALL + 1))
     ax.set_xlabel("time (ms)" + (" — linear, then log scale" if lt is not None else ""), fontsize=FS)
     ax.tick_params(labelsize=FS_SMALL + 1)
+
+
+class _SpacedTicks(Locator):
+    """The ticks of ``base`` minus those whose labels would touch a neighbour's (decided at draw time).
+
+    Keeps ``0`` and powers of ten first, so a log tail reads ``1 000 … 10 000``
+    rather than ``5 00010 000``.
+    """
+
+    def __init__(self, base: Locator, fmt: Callable[[float], str], fontsize: float) -> None:
+        self.base = base
+        self.fmt = fmt
+        self.fontsize = fontsize
+
+    def set_axis(self, axis: Any) -> None:
+        super().set_axis(axis)
+        self.base.set_axis(axis)
+
+    def __call__(self) -> Any:
+        ticks = [float(t) for t in self.base()]
+        axis = self.axis
+        if axis is None or len(ticks) < 2:
+            return ticks
+        ax = axis.axes
+        fig = ax.get_figure()
+        lo, hi = sorted(axis.get_view_interval())
+        shown = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]
+        xs = ax.transData.transform([(t, 0.0) for t in shown])[:, 0]
+        px_per_char = 0.62 * self.fontsize * fig.dpi / 72.0  # type: ignore[union-attr]
+        half = [0.5 * len(self.fmt(t)) * px_per_char + 0.3 * self.fontsize * fig.dpi / 72.0 for t in shown]  # type: ignore[union-attr]
+
+        def rank(i: int) -> tuple[int, int]:
+            t = shown[i]
+            decade = t == 0 or (t > 0 and float(np.log10(t)).is_integer())
+            return (0 if decade else 1, i)
+
+        kept: list[int] = []
+        for i in sorted(range(len(shown)), key=rank):
+            if all(abs(xs[i] - xs[j]) >= half[i] + half[j] for j in kept):
+                kept.append(i)
+        return [shown[i] for i in sorted(kept)]
+
+
+def _boxes_overlap(a: Any, b: Any, pad: float = 1.0) -> bool:
+    return bool(a.x0 < b.x1 + pad and b.x0 < a.x1 + pad and a.y0 < b.y1 + pad and b.y0 < a.y1 + pad)
+
+
+def _text_box(text: Any, renderer: Any) -> Any:
+    """The drawn extent of a text, its background box included."""
+    from matplotlib.transforms import Bbox
+
+    box = text.get_window_extent(renderer)
+    patch = text.get_bbox_patch()
+    if patch is not None:
+        box = Bbox.union([box, patch.get_window_extent(renderer)])
+    return box
+
+
+def _fixed_texts(fig: Figure) -> list[Any]:
+    """Texts :func:`_declutter` must not move: tick labels, titles, axis labels, legends."""
+    out: list[Any] = []
+    for ax in _all_axes(fig):
+        out += [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        out += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]  # noqa: SLF001
+        legend = ax.get_legend()
+        if legend is not None:
+            out += list(legend.get_texts()) + [legend.get_title()]
+    if fig._suptitle is not None:  # noqa: SLF001
+        out.append(fig._suptitle)  # noqa: SLF001
+    return [t for t in out if t.get_visible() and t.get_text()]
+
+
+def _all_axes(fig: Figure) -> list[Axes]:
+    out: list[Axes] = []
+    for ax in fig.axes:
+        out.append(ax)
+        out += list(getattr(ax, "child_axes", []))
+    return out
+
+
+def _declutter(fig: Figure) -> int:
+    """Move texts of the figure's axes so that no two drawn texts overlap; returns how many were hidden.
+
+    Lays the figure out first (its final size), then places the axes' texts in
+    drawing order: a text that would overlap one already placed (or a tick
+    label, title or legend) is moved by one text height up or down, further
+    each try, then sideways; one with no free place nearby is hidden.
+    """
+    hidden = 0
+    for _round in range(3):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        placed = [_text_box(t, renderer) for t in _fixed_texts(fig)]
+        moved = 0
+        fig_box = fig.bbox
+        for ax in _all_axes(fig):
+            area = ax.bbox
+            # names of zero-length states first; a band's own name (its colour says it too) gives way
+            def rank(t: Any) -> int:
+                gid = str(t.get_gid() or "")
+                return 0 if gid.startswith("instantlabel:") else 2 if gid.startswith("bandlabel:") else 1
+
+            for text in sorted(ax.texts, key=rank):
+                if not text.get_visible() or not text.get_text().strip():
+                    continue
+                box = _text_box(text, renderer)
+                ax_, ay_ = text.get_transform().transform(text.get_position())
+                in_axes = area.x0 < ax_ < area.x1 and area.y0 < ay_ < area.y1 - 1.0
+                inside = area if in_axes else fig_box  # a text anchored in the axes stays in them
+                # first pull a text that sticks out of its axes back in
+                cx = max(0.0, inside.x0 - box.x0) + min(0.0, inside.x1 - box.x1)
+                if cx == 0.0 and not any(_boxes_overlap(box, other) for other in placed):
+                    placed.append(box)
+                    continue
+                if rank(text) == 2:
+                    text.set_visible(False)
+                    hidden += 1
+                    moved += 1
+                    continue
+                h, w = max(box.height, 1.0) + 2.0, max(box.width, 1.0)
+                tries = [(cx, 0.0)] + [(cx, k * h) for k in (1, -1, 2, -2, 3, -3, 4, -4)]
+                tries += [(cx + dx * w, dy * h) for dx in (0.6, -0.6, 1.1, -1.1) for dy in (0, 1, -1)]
+                for dx, dy in tries:
+                    cand = box.translated(dx, dy)
+                    if not (inside.x0 - 2 <= cand.x0 and cand.x1 <= inside.x1 + 2
+                            and inside.y0 - 2 <= cand.y0 and cand.y1 <= inside.y1 + 2):
+                        continue
+                    if any(_boxes_overlap(cand, other) for other in placed):
+                        continue
+                    trans = text.get_transform()
+                    x, y = trans.transform(text.get_position())
+                    text.set_position(trans.inverted().transform((x + dx, y + dy)))
+                    placed.append(cand)
+                    moved += 1
+                    break
+                else:
+                    text.set_visible(False)
+                    hidden += 1
+                    moved += 1
+        if not moved:
+            break
+    return hidden
 
 
 def _no_events(ax: Axes, message: str = "no events") -> Axes:
@@ -544,6 +689,7 @@ def sequence(
     max_messages: int | None = None,
     label_candidates: int = 2,
     time_scale: str = "auto",
+    zoom: bool | None = None,
 ) -> Axes:
     """Draw the signaling sequence diagram of one run.
 
@@ -574,12 +720,18 @@ def sequence(
     time_scale
         ``"auto"`` (linear, or linear-then-log when a busy start is followed by a
         long quiet wait), ``"linear"`` or ``"symlog"``.
+    zoom
+        Draw an inset magnifying the first exchange (offer to answer): ``None``
+        does so when that exchange takes less than a tenth of the time axis
+        (a long run on a linear axis), ``True`` always, ``False`` never.
 
     Returns
     -------
     matplotlib.axes.Axes
         Arrows have gid ``msg:<ref>``; lost messages ``drop:<ref>`` /
-        ``refuse:<ref>``; lanes ``lane:<actor>``; notes ``moment:<what>``.
+        ``refuse:<ref>``; lanes ``lane:<actor>``; notes ``moment:<what>``;
+        the zoom inset (a child axes) ``zoom:inset`` and the span it
+        magnifies ``zoom:span``.
 
     Examples
     --------
@@ -592,6 +744,7 @@ def sequence(
     ['msg:m1']
     """
     df = _events(data)
+    own = ax is None
     ax = _new_axes(ax)
     lo, hi = _time_limits(df)
     ylo, yhi = -0.5, 2.5
@@ -749,6 +902,8 @@ def sequence(
                     ylo = min(ylo, y_text - 0.25)
     ax.set_ylim(ylo, yhi)
 
+    if zoom is not False:
+        _zoom_first_exchange(ax, df, messages, lo, hi, force=bool(zoom))
     if hidden:
         ax.text(
             0.99, 0.02, f"+{hidden} more messages not drawn", transform=ax.transAxes,
@@ -768,10 +923,95 @@ def sequence(
             handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=FS_SMALL,
             title="messages", title_fontsize=FS_SMALL, frameon=False,
         )
+    if own:  # our own figure, at its final size: no two labels may overlap
+        _declutter(ax.get_figure())  # type: ignore[arg-type]
     return ax
 
 
+def _first_exchange(messages: list[_Message]) -> tuple[float, float] | None:
+    """From the first message sent to the first answer's delivery (or the fourth message's)."""
+    times = [(m.t_sent if m.t_sent is not None else min((t for t, _ in m.delivered), default=math.nan), m)
+             for m in messages]
+    times = [(t, m) for t, m in times if math.isfinite(t)]
+    if not times:
+        return None
+    start = min(t for t, _ in times)
+    ends = [min(t for t, _ in m.delivered) for _, m in times if m.delivered and _short_type(m.name, m.ref) == "answer"]
+    if not ends:
+        firsts = sorted(times, key=lambda tm: tm[0])[:4]
+        ends = [max((t for t, _ in firsts[-1][1].delivered), default=firsts[-1][0])]
+    end = min(ends)
+    return (start, end) if end > start else None
+
+
+def _zoom_first_exchange(ax: Axes, df: pd.DataFrame, messages: list[_Message], lo: float, hi: float, *, force: bool) -> None:
+    """An inset between the lanes that magnifies the first exchange when it is squeezed."""
+    span = _first_exchange(messages)
+    if span is None or ax.get_xscale() != "linear":
+        return
+    t0, t1 = span
+    pad = 0.15 * (t1 - t0) + 2.0
+    z0, z1 = max(lo, t0 - pad), t1 + pad
+    if not force and (z1 - z0) >= 0.1 * (hi - lo):
+        return
+
+    def frac(t: float) -> float:
+        return (t - lo) / (hi - lo)
+
+    # the widest stretch of time with no message arrow in it holds the inset
+    busy: list[tuple[float, float]] = []
+    for m in messages:
+        for t in [t for t, _ in m.delivered] + [t for t, _h, _d in m.lost]:
+            a = m.t_sent if m.t_sent is not None else t
+            busy.append((frac(min(a, t)), frac(max(a, t))))
+    busy.sort()
+    free: list[tuple[float, float]] = []
+    edge = frac(z1) + 0.02
+    for b0, b1 in busy:
+        if b0 > edge:
+            free.append((edge, b0))
+        edge = max(edge, b1)
+    free.append((edge, 1.0))
+    x0, x1 = max(free, key=lambda ab: ab[1] - ab[0])
+    if x1 - x0 < 0.3:
+        return
+    y_of = ax.transLimits.transform
+    ya, yb = y_of((lo, _LANE_Y["callee"] + 0.14))[1], y_of((lo, _LANE_Y["caller"] - 0.14))[1]
+    width = min(0.5, x1 - x0 - 0.05)
+    ins = ax.inset_axes([x0 + 0.5 * (x1 - x0 - width), ya, width, yb - ya], gid="zoom:inset")
+    sequence(df, ax=ins, annotate=False, time_scale="linear", zoom=False)
+    ins.set_xlim(z0, z1)
+    ins.set_ylim(-0.35, 2.35)
+    ins.set_title(f"zoom: the first exchange, {max(z0, 0.0):.0f}–{z1:.0f} ms", fontsize=FS_SMALL, loc="left")
+    ins.set_xlabel("")
+    ins.set_yticks([])
+    ins.tick_params(labelsize=FS_SMALL - 1)
+    legend = ins.get_legend()
+    if legend is not None:
+        legend.remove()
+    for text in ins.texts:  # labels of messages outside the zoomed window
+        if not z0 <= float(text.get_position()[0]) <= z1:
+            text.set_visible(False)
+    ins.patch.set_facecolor("white")
+    for spine in ins.spines.values():
+        spine.set_visible(True)
+        spine.set_color(OKABE_ITO["grey"])
+    ax.axvspan(z0, z1, color=OKABE_ITO["grey"], alpha=0.15, zorder=0, gid="zoom:span")
+
+
 # --------------------------------------------------------------------------- states
+
+
+_INSTANT_MARKER = "D"
+
+
+def _offset(ax: Axes, dx_pt: float, dy_pt: float) -> Any:
+    """A transform shifting by points (markers of one instant drawn side by side)."""
+    from matplotlib.transforms import ScaledTranslation
+
+    fig = ax.get_figure()
+    assert fig is not None
+    return ScaledTranslation(dx_pt / 72.0, dy_pt / 72.0, fig.dpi_scale_trans)
 
 
 def _state_segments(
@@ -799,6 +1039,26 @@ def _state_segments(
     if current:
         segments.append((t_cur, max(t_end, t_cur), current))
     return segments
+
+
+def _instant_states(df: pd.DataFrame, side: str, machine: str, t_end: float) -> list[tuple[float, list[str]]]:
+    """States entered and left at the same instant (no band width), grouped by time, in order.
+
+    ``failed`` → ``closed`` in one step, or a rollback's ``stable`` between two
+    offers: each lasted zero time, so :func:`states` marks them instead.
+    """
+    rows = df[(df["actor"] == side) & (df["kind"] == "state") & (df["name"] == machine)]
+    t = rows["t_ms"].to_numpy(dtype=float)
+    values = rows["value"].tolist()
+    out: list[tuple[float, list[str]]] = []
+    for i, value in enumerate(values):
+        t_next = t[i + 1] if i + 1 < len(values) else max(t_end, t[i])
+        if t_next <= t[i] and value:
+            if out and out[-1][0] == t[i]:
+                out[-1][1].append(value)
+            else:
+                out.append((float(t[i]), [value]))
+    return out
 
 
 def states(
@@ -835,7 +1095,10 @@ def states(
     -------
     matplotlib.axes.Axes
         Segments are rectangles with gid ``state:<actor>:<machine>:<state>``;
-        errors have gid ``error:<actor>``.
+        a state that lasted zero time (``failed`` then ``closed`` at one
+        instant, a rollback's ``stable``) is a diamond with gid
+        ``instant:<actor>:<machine>:<state>`` and its name written above it
+        (``instantlabel:<actor>:<machine>``); errors have gid ``error:<actor>``.
 
     Examples
     --------
@@ -848,6 +1111,7 @@ def states(
     8
     """
     df = _events(data)
+    own = ax is None
     ax = _new_axes(ax)
     lo, hi = _time_limits(df)
     t_end = hi  # the last state of each machine lasts to the right edge
@@ -902,7 +1166,23 @@ def states(
                     ax.text(
                         t0 + width / 2, yc, state, ha="center", va="center", fontsize=FS_SMALL,
                         color="white" if dark_bg else "black", zorder=3, clip_on=True,
+                        gid=f"bandlabel:{side}:{machine}:{state}",
                     )
+            for t0, names in _instant_states(df, side, machine, t_end):
+                # zero-length states: a marker per state, side by side, and their names above
+                for k, state in enumerate(names):
+                    ax.plot(
+                        [t0], [yc], marker=_INSTANT_MARKER, ms=12, color=STATE_COLORS.get(state, OKABE_ITO["sky"]),
+                        mec="black", mew=1.0, ls="none", zorder=4 + k, gid=f"instant:{side}:{machine}:{state}",
+                        transform=ax.transData + _offset(ax, 7.0 * k, 0.0), clip_on=False,
+                    )
+                ax.text(
+                    t0, yc, " → ".join(names) + " (0 ms)", ha="right", va="center", fontsize=FS_SMALL - 1,
+                    color=_DARK, zorder=6, gid=f"instantlabel:{side}:{machine}",
+                    transform=ax.transData + _offset(ax, -9.0, 0.0),
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": _DARK, "lw": 0.6, "alpha": 0.95},
+                )
+                drawn = True
         if not drawn:
             ys = [row_y[(side, m)] for m, _ in MACHINES]
             ax.text(
@@ -932,10 +1212,15 @@ def states(
         Line2D([], [], marker="X", color=OKABE_ITO["vermillion"], mec="black", ls="none",
                ms=11, label="error")
     )
+    if any(str(a.get_gid() or "").startswith("instant:") for a in ax.lines):
+        handles.append(Line2D([], [], marker=_INSTANT_MARKER, color="white", mec="black", ls="none",
+                              ms=11, label="state of 0 ms"))
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=FS_SMALL,
         frameon=False,
     )
+    if own:  # our own figure, at its final size: no two labels may overlap
+        _declutter(ax.get_figure())  # type: ignore[arg-type]
     return ax
 
 
@@ -1055,6 +1340,7 @@ def candidates(data: EventsLike, *, ax: Axes | None = None, time_scale: str = "a
     """
     df = _events(data)
     lives = _candidate_lives(df)
+    own = ax is None
     if ax is None:
         ax = _new_axes(None, (PROJECTOR_FIGSIZE[0], max(5.0, min(12.0, 2.5 + 0.4 * len(lives)))))
     # the time range of the candidates' lives and of the reference lines, not of the whole run
@@ -1139,6 +1425,8 @@ def candidates(data: EventsLike, *, ax: Axes | None = None, time_scale: str = "a
                                   mec="black", ls="none", ms=8, label=step))
     ax.legend(handles=handles + line_handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
               fontsize=FS_SMALL, frameon=False)
+    if own:  # our own figure, at its final size: no two labels may overlap
+        _declutter(ax.get_figure())  # type: ignore[arg-type]
     return ax
 
 
@@ -1156,6 +1444,7 @@ def compare(
     *,
     metric: str = "t_connected_ms",
     by: str = "flow",
+    hue: str | None = None,
     ax: Axes | None = None,
     seed: int = 0,
 ) -> Axes:
@@ -1164,7 +1453,10 @@ def compare(
     A box plot per group with every trial drawn on top as a jittered point
     (seeded, so the picture is the same every time). Non-finite values (a
     trial that never connected has no connect time) are skipped; each group
-    label says how many trials had a value, out of how many.
+    says ``n=<with a value>/<trials>``, and the axis label explains it. With
+    ``hue`` (a swept parameter, e.g. ``"signaling_latency_ms"``) each group is
+    split into one coloured box per value of that column, side by side, so a
+    trend along the parameter stays visible instead of being pooled.
 
     Parameters
     ----------
@@ -1174,6 +1466,9 @@ def compare(
         The numeric column to compare.
     by
         The column whose values form the groups (in order of first appearance).
+    hue
+        A second column: one box per value inside each group (sorted), with a
+        legend; ``None`` pools every trial of a group into one box.
     ax
         Axes to draw on; a new projector-sized figure when ``None``.
     seed
@@ -1182,6 +1477,7 @@ def compare(
     Returns
     -------
     matplotlib.axes.Axes
+        Points have gid ``strip:<group>`` (``strip:<group>:<hue value>`` with ``hue``).
 
     Examples
     --------
@@ -1191,15 +1487,20 @@ def compare(
     >>> ax = compare(sw)
     >>> [t.get_text() for t in ax.get_xticklabels()]
     ['basic\\nn=2/2', 'vanilla\\nn=0/1']
+    >>> sw["signaling_latency_ms"] = [10, 200, 10]
+    >>> ax = compare(sw, hue="signaling_latency_ms")
+    >>> ax.get_legend().get_title().get_text()
+    'signaling latency (ms)'
     """
     frame = _sweep(sweep)
     ax = _new_axes(ax)
-    for col in (metric, by):
+    for col in (metric, by) + ((hue,) if hue is not None else ()):
         if col not in frame.columns:
             raise ValueError(f"sweep frame has no column {col!r}; columns: {list(frame.columns)}")
     ax.set_ylabel(_metric_label(metric), fontsize=FS)
-    ax.set_xlabel(by, fontsize=FS)
-    ax.set_title(f"{_metric_label(metric)} by {by}", fontsize=FS_TITLE, loc="left")
+    ax.set_xlabel(f"{by}    (n = trials with a value / trials run)", fontsize=FS)
+    title = f"{_metric_label(metric)} by {by}" + (f" and {_metric_label(hue)}" if hue is not None else "")
+    ax.set_title(title, fontsize=FS_TITLE, loc="left")
     ax.tick_params(labelsize=FS_SMALL + 1)
     for spine in ("top", "right"):
         ax.spines[spine].set_visible(False)
@@ -1208,45 +1509,68 @@ def compare(
 
     values = pd.to_numeric(frame[metric], errors="coerce").astype("float64")
     groups = list(dict.fromkeys(frame[by].tolist()))
+    hues: list[Any] = [None]
+    if hue is not None:
+        hues = sorted(dict.fromkeys(frame[hue].tolist()), key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v)))
     rng = np.random.default_rng(seed)
     palette = [OKABE_ITO[k] for k in ("blue", "orange", "green", "purple", "sky", "vermillion",
                                       "yellow", "black")]
-    data: list[np.ndarray] = []
+    slot = 0.8 / len(hues)
+    boxes: list[tuple[float, np.ndarray, str, str]] = []  # (position, values, colour, gid)
     labels: list[str] = []
-    for g in groups:
-        v = values[(frame[by] == g).to_numpy()].to_numpy()
-        finite = v[np.isfinite(v)]
-        data.append(finite)
-        labels.append(f"{g}\nn={len(finite)}/{len(v)}")
-    positions = np.arange(1, len(groups) + 1)
-    nonempty = [i for i, d in enumerate(data) if len(d)]
+    for gi, g in enumerate(groups):
+        in_group = (frame[by] == g).to_numpy()
+        v_all = values[in_group].to_numpy()
+        labels.append(f"{g}\nn={int(np.isfinite(v_all).sum())}/{len(v_all)}")
+        for hi_, h in enumerate(hues):
+            mask = in_group if h is None else in_group & (frame[hue] == h).to_numpy()
+            if hue is not None and not mask.any():
+                continue
+            v = values[mask].to_numpy()
+            pos = gi + 1 + (hi_ - (len(hues) - 1) / 2) * slot
+            color = palette[(gi if h is None else hi_) % len(palette)]
+            gid = f"strip:{g}" if h is None else f"strip:{g}:{_fmt_param(h)}"
+            boxes.append((pos, v, color, gid))
+            if hue is not None:
+                ax.text(pos, 0.0, f"{int(np.isfinite(v).sum())}/{len(v)}", transform=ax.get_xaxis_transform(),
+                        ha="center", va="bottom", fontsize=FS_SMALL - 2, color=OKABE_ITO["grey"], gid=f"n:{gid}")
+    finite = [(pos, v[np.isfinite(v)], color, gid) for pos, v, color, gid in boxes]
+    nonempty = [b for b in finite if len(b[1])]
+    width = min(0.5, 0.8 * slot)
     if nonempty:
         ax.boxplot(
-            [data[i] for i in nonempty],
-            positions=[positions[i] for i in nonempty],
-            widths=0.5,
+            [b[1] for b in nonempty],
+            positions=[b[0] for b in nonempty],
+            widths=width,
             showfliers=False,
             patch_artist=True,
             boxprops={"facecolor": "#F2F2F2", "edgecolor": _DARK},
             medianprops={"color": _DARK, "lw": 2.5},
             whiskerprops={"color": _DARK},
             capprops={"color": _DARK},
+            manage_ticks=False,
         )
-    for i, d in enumerate(data):
+    for pos, d, color, gid in finite:
         if len(d):
-            x = positions[i] + rng.uniform(-0.18, 0.18, size=len(d))
-            ax.scatter(x, d, s=36, color=palette[i % len(palette)], alpha=0.8, edgecolor="white",
-                       lw=0.5, zorder=3, gid=f"strip:{groups[i]}")
+            x = pos + rng.uniform(-0.36 * width, 0.36 * width, size=len(d))
+            ax.scatter(x, d, s=36 if hue is None else 26, color=color, alpha=0.8, edgecolor="white",
+                       lw=0.5, zorder=3, gid=gid)
         else:
-            ax.text(positions[i], 0.5, "no value", transform=ax.get_xaxis_transform(),
+            ax.text(pos, 0.5, "no value", transform=ax.get_xaxis_transform(),
                     ha="center", va="center", fontsize=FS_SMALL, color=OKABE_ITO["grey"],
                     rotation=90)
+    positions = np.arange(1, len(groups) + 1)
     ax.set_xticks(positions, labels)
     ax.set_xlim(0.4, len(groups) + 0.6)
     ax.grid(axis="y", color="#E5E5E5", lw=0.8)
     ax.set_axisbelow(True)
     if not nonempty:
         ax.set_ylim(0, 1)
+    if hue is not None:
+        handles = [Line2D([], [], color=palette[i % len(palette)], marker="o", ls="none", ms=8, label=_fmt_param(h))
+                   for i, h in enumerate(hues)]
+        ax.legend(handles=handles, title=_metric_label(hue), loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  fontsize=FS_SMALL, title_fontsize=FS_SMALL, frameon=False)
     return ax
 
 
@@ -1389,6 +1713,7 @@ def summary(data: EventsLike, *, figsize: tuple[float, float] | None = None, tim
     parts = [str(getattr(data, a)) for a in ("flow", "outcome") if getattr(data, a, None)]
     if parts:
         fig.suptitle(" — ".join(parts), fontsize=FS_TITLE + 2, fontweight="bold")
+    _declutter(fig)
     return fig
 
 
@@ -1429,13 +1754,40 @@ def gallery(out_dir: str | Path, runs: Mapping[str, EventsLike], *, dpi: int = 1
     written: list[Path] = []
     for name, run in runs.items():
         stem = _safe_name(str(name))
-        for kind, draw in (("sequence", sequence), ("states", states), ("candidates", candidates)):
-            ax = draw(run)
-            fig = ax.get_figure()
-            assert isinstance(fig, Figure)
+        for kind, fig in _gallery_figures(run):
             written.append(_save(fig, out / f"{stem}-{kind}.png", dpi))
-        written.append(_save(summary(run), out / f"{stem}-summary.png", dpi))
     return written
+
+
+def _gallery_figures(run: EventsLike) -> Any:
+    """The gallery's four figures of one run, one at a time: ``(kind, figure)``."""
+    for kind, draw in (("sequence", sequence), ("states", states), ("candidates", candidates)):
+        fig = draw(run).get_figure()
+        assert isinstance(fig, Figure)
+        yield kind, fig
+    yield "summary", summary(run)
+
+
+def overlapping_texts(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of drawn texts of ``fig`` whose boxes intersect (their background boxes included).
+
+    Every text counts: notes and labels in the axes, tick labels, titles,
+    axis labels, legends. The plots of this module lay their labels out so
+    that this is empty for their own figures.
+
+    Examples
+    --------
+    >>> from rtclab.trace import Trace
+    >>> tr = Trace(clock=lambda: 0.0)
+    >>> tr.record("caller", "call", "RTCPeerConnection", "ok", t_ms=0)
+    >>> overlapping_texts(summary(tr.frame()))
+    []
+    """
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = _fixed_texts(fig) + [t for ax in _all_axes(fig) for t in ax.texts if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), _text_box(t, renderer)) for t in texts]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if _boxes_overlap(ba, bb, pad=-0.5)]
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:

@@ -637,3 +637,148 @@ def test_beside_draws_two_runs_with_their_titles() -> None:
     assert all(len(ax.patches) > 0 for ax in fig.axes[:2])  # state bands on both sides
     with pytest.raises(ValueError, match="plot must be"):
         plots.beside(run, chromium, plot="pie")
+
+
+# --------------------------------------------------------------------------- issue 17: what a learner sees
+
+
+def _failed_at_one_instant() -> pd.DataFrame:
+    """A call whose connection fails and closes in one step: failed lasts zero time."""
+    c = _Call()
+    c.start("caller", 0)
+    c.state(0, "caller", "signalingState", "have-local-offer", "stable")
+    c.state(40, "caller", "signalingState", "stable", "have-local-offer")
+    c.state(40, "caller", "connectionState", "connecting", "new")
+    c.state(30_000, "caller", "connectionState", "failed", "connecting")
+    c.state(30_000, "caller", "connectionState", "closed", "failed")
+    # a rollback: have-local-offer -> stable -> have-remote-offer in one instant
+    c.start("callee", 0)
+    c.state(0, "callee", "signalingState", "have-local-offer", "stable")
+    c.state(20, "callee", "signalingState", "stable", "have-local-offer")
+    c.state(20, "callee", "signalingState", "have-remote-offer", "stable")
+    c.state(20, "callee", "signalingState", "stable", "have-remote-offer")
+    return c.frame()
+
+
+def test_zero_length_states_are_visible_markers_with_names() -> None:
+    """failed->closed at one instant and a rollback's states get a diamond each and a label naming them."""
+    ax = plots.states(_failed_at_one_instant())
+    markers = {l.get_gid(): l for l in ax.lines if str(l.get_gid()).startswith("instant:")}
+    assert set(markers) == {
+        "instant:caller:connectionState:failed",
+        "instant:callee:signalingState:stable",
+        "instant:callee:signalingState:have-remote-offer",
+    }
+    failed = markers["instant:caller:connectionState:failed"]
+    assert failed.get_visible() and failed.get_markersize() >= 10
+    assert to_hex(failed.get_color()) == to_hex(plots.STATE_COLORS["failed"])
+    labels = {t.get_gid(): t.get_text() for t in ax.texts if t.get_visible() and str(t.get_gid()).startswith("instantlabel:")}
+    assert labels == {
+        "instantlabel:caller:connectionState": "failed (0 ms)",
+        "instantlabel:callee:signalingState": "stable → have-remote-offer (0 ms)",
+    }
+    assert "state of 0 ms" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_rollback_of_perfect_negotiation_is_marked() -> None:
+    """In the perfect flow under glare, the rolled-back side's signaling row marks its zero-length states."""
+    import rtclab
+
+    ax = plots.states(rtclab.run("perfect"))
+    assert any(str(l.get_gid()).startswith("instant:") and ":signalingState:" in str(l.get_gid()) for l in ax.lines)
+
+
+def test_long_log_axis_tick_labels_do_not_touch() -> None:
+    """On a narrow linear-then-log axis, no two tick labels overlap (no "5 00010 000")."""
+    tr = Trace(clock=lambda: 0.0)
+    for i, t in enumerate((0, 10, 20, 300, 900)):
+        tr.record("caller", "call", "createOffer", "ok", t_ms=t, ref=f"m{i}")
+    tr.record("caller", "state", "connectionState", "failed", prev="connecting", t_ms=64_000)
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    plots.states(tr.frame(), ax=ax)
+    assert ax.get_xscale() == "symlog"
+    fig.draw_without_rendering()
+    labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert "10\u2009000" in [t.get_text() for t in labels]
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+@pytest.mark.parametrize("flow", list(rtclab.FLOWS))
+def test_gallery_plots_have_no_overlapping_texts(flow: str) -> None:
+    """Every figure the gallery draws for a flow (lan and nat) has no two intersecting text boxes."""
+    import rtclab
+
+    for topology in ("lan", "nat"):
+        run = rtclab.run(flow, topology=topology, answer_delay_ms=1000)
+        for kind, fig in plots._gallery_figures(run):
+            assert plots.overlapping_texts(fig) == [], (flow, topology, kind)
+            plt.close(fig)
+
+
+def test_overlapping_texts_finds_a_collision() -> None:
+    """The overlap check itself: two texts at one spot are reported."""
+    fig, ax = plt.subplots()
+    ax.text(0.5, 0.5, "offer")
+    ax.text(0.5, 0.5, "answer")
+    assert plots.overlapping_texts(fig) == [("offer", "answer")]
+
+
+def _long_call_short_exchange() -> pd.DataFrame:
+    """The exchange is over in 60 ms; the run goes on to 1.1 s (as counteroffer's think time)."""
+    c = _Call()
+    c.start("caller", 0)
+    c.send(0, 20, "caller", "video-offer", "m1")
+    c.send(20, 40, "callee", "video-answer", "m2")
+    c.send(5, 25, "caller", "new-ice-candidate", "m3")
+    c.send(25, 45, "callee", "new-ice-candidate", "m4")
+    c.state(600, "caller", "connectionState", "connected", "connecting")
+    c.rec(1020, "user", "user", "click", "answer", detail="callee")
+    c.rec(1068, "caller", "media", "first-frame", "video")
+    return c.frame()
+
+
+def test_long_run_gets_a_zoom_inset_on_the_first_exchange() -> None:
+    """A long run on a linear axis gets an inset showing the offer/answer exchange; zoom=False has none."""
+    ax = plots.sequence(_long_call_short_exchange())
+    insets = [a for a in ax.child_axes if a.get_gid() == "zoom:inset"]
+    assert len(insets) == 1
+    lo, hi = insets[0].get_xlim()
+    assert lo < 1 and 40 < hi < 100  # the exchange, 0 to 40 ms, fills the inset
+    assert sorted(p.get_gid() for p in insets[0].patches if str(p.get_gid()).startswith("msg:")) == ["msg:m1", "msg:m2", "msg:m3", "msg:m4"]
+    assert any(p.get_gid() == "zoom:span" for p in ax.patches)
+    assert not plots.sequence(_long_call_short_exchange(), zoom=False).child_axes
+    assert not plots.sequence(basic_call()).child_axes  # a short run needs no zoom
+
+
+def test_summary_of_counteroffer_zooms_the_exchange() -> None:
+    """The notebook 05 case: counteroffer behind NAT shows its first exchange in an inset."""
+    import rtclab
+
+    fig = rtclab.run("counteroffer", topology="nat").plot()
+    top = fig.axes[0]
+    assert [a.get_gid() for a in top.child_axes] == ["zoom:inset"]
+    assert plots.overlapping_texts(fig) == []
+
+
+def test_compare_hue_keeps_the_swept_parameter_apart() -> None:
+    """compare(hue=...) draws one box per (flow, latency) with a legend, and explains n."""
+    sw = pd.DataFrame({
+        "flow": ["a"] * 4 + ["b"] * 4,
+        "signaling_latency_ms": [10, 10, 200, 200] * 2,
+        "answer_to_media_ms": [5.0, 6.0, 50.0, np.nan, 100.0, 110.0, 300.0, 310.0],
+    })
+    ax = plots.compare(sw, metric="answer_to_media_ms", hue="signaling_latency_ms")
+    strips = {c.get_gid(): sorted(c.get_offsets()[:, 1]) for c in ax.collections if str(c.get_gid()).startswith("strip:")}
+    assert strips == {"strip:a:10": [5.0, 6.0], "strip:a:200": [50.0], "strip:b:10": [100.0, 110.0], "strip:b:200": [300.0, 310.0]}
+    xs = {gid: float(np.mean([c.get_offsets()[:, 0] for c in ax.collections if c.get_gid() == gid][0])) for gid in strips}
+    assert xs["strip:a:10"] < xs["strip:a:200"] < xs["strip:b:10"] < xs["strip:b:200"]
+    assert ax.get_legend().get_title().get_text() == "signaling latency (ms)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["10", "200"]
+    counts = {t.get_gid(): t.get_text() for t in ax.texts if str(t.get_gid()).startswith("n:")}
+    assert counts["n:strip:a:200"] == "1/2"
+    assert "n = trials with a value / trials run" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\nn=3/4", "b\nn=4/4"]
+    with pytest.raises(ValueError, match="no column 'latency'"):
+        plots.compare(sw, metric="answer_to_media_ms", hue="latency")

@@ -169,10 +169,12 @@ CELLS = [
     everything else: `answer-on-click` still has to run ICE and DTLS after the click,
     `counteroffer` did that while the phone rang. On this LAN that set-up takes only a
     few tens of milliseconds, so the rows are close; over a slower media path the gap
-    grows (exercise 3). The same data as a plot:
+    grows (exercise 3). The same data as a plot, one
+    box per flow and latency (`hue=`); under each box, how many of its trials had a
+    value out of how many ran:
     """),
     code("""
-    ax = plots.compare(speed, metric="answer_to_media_ms")
+    ax = plots.compare(speed, metric="answer_to_media_ms", hue="signaling_latency_ms")
     """),
     md("""
     ## When the signaling channel reorders messages
