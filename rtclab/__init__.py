@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 
+from . import interfaces as _interfaces  # noqa: F401 - first: rtclab.network must see its aioice wrapper
+from .checks import check_setup
 from .diagnose import Diagnosis, Finding, diagnose
 from .exercises import Verdict, check
 from .flows import FLOWS, Flow, as_flow, get_flow
@@ -60,6 +62,7 @@ __all__ = [
     "as_flow",
     "capture_events",
     "check",
+    "check_setup",
     "compute_metrics",
     "diagnose",
     "flow_source",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rtclab {demo,run,sweep,flows,gallery,traces,serve,diagnose,plot}``."""
+"""Command line: ``python -m rtclab {demo,run,sweep,flows,check,gallery,traces,serve,diagnose,plot}``."""
 
 from __future__ import annotations
 
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_params(sw)
 
     sub.add_parser("flows", help="list the flows")
+    sub.add_parser("check", help="check this environment for the course (as notebook 00 does); exit 1 on a problem")
 
     gal = sub.add_parser("gallery", help="write every plot of every flow (lan and nat) as PNG")
     gal.add_argument("--out", default="gallery")
@@ -202,6 +203,13 @@ def _dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser, flows: di
         for name, spec in flows.items():
             print(f"{name:20s} {spec.summary}")
         return 0
+    if ns.cmd == "check":
+        from .checks import check_setup
+
+        report = check_setup()
+        for row in report.itertuples(index=False):
+            print(f"{row.check:36s} {row.result}")
+        return 0 if (report["result"] == "ok").all() else 1
     if ns.cmd == "demo":
         r = run("basic", **_params(ns))
         _print_run(r)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from aiortc.mediastreams import MediaStreamTrack
 
+from . import interfaces as _interfaces  # noqa: F401 - wraps aioice before rtclab.network captures it
 from . import media
 from .flows import AppCode, Flow, as_flow
 from .metrics import finalize_candidates, metrics_from_rows
@@ -813,7 +814,9 @@ async def arun(
         ``deadline_s``, ``link_latency_ms``, ``link_loss``,
         ``record_packets``, ``emulate``, ``hold_s``, ``cut_at_s``, ``cut_for_s``, ``sim_video``
         (the camera's ``(width, height)`` on the simulated network: 160x120 by
-        default, to keep long calls cheap; ``(320, 240)`` is the real network's).
+        default, to keep long calls cheap; ``(320, 240)`` is the real network's),
+        ``interface`` (real network: ``"loopback"``, the default, gathers
+        127.0.0.1 only; ``"lan"`` the machine's network addresses).
 
     Raises
     ------
@@ -852,11 +855,15 @@ async def arun(
 async def _arun_real(flow: str | Flow, p: dict[str, Any], hooks: Any = None, abort: threading.Event | None = None) -> Run:
     import time
 
+    from .interfaces import gathering, usable_addresses
+
     box: list[Trace] = []
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
-        await _play(flow, p, box, None, hooks, abort=abort)
+        usable_addresses(p["interface"])  # none: a clear error now, not a call that never connects
+        with gathering(p["interface"]):  # loopback only unless interface="lan" (rtclab.interfaces)
+            await _play(flow, p, box, None, hooks, abort=abort)
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except Exception as exc:  # recorded, the run still returns

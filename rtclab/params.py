@@ -230,6 +230,9 @@ class RunParams:
                                  low=0.0, high=MAX_DEADLINE_S, low_open=True, none="the cut lasts to the end")
     sim_video: tuple[int, int] = _p(SIM_VIDEO, help="sim: the camera's (width, height) in pixels (the real network's is 320x240)",
                                     kind="size", low=2, high=4096)
+    interface: str = _p("loopback", help="real: gather on 127.0.0.1 only (works offline, nothing leaves this machine) "
+                        "or on the machine's network addresses (to call another machine)",
+                        kind="choice", choices=("loopback", "lan"), flag="--interface")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -241,6 +244,8 @@ class RunParams:
             raise ValueError("cut_at_s (cutting the media path) needs network='sim'")
         if self.cut_for_s is not None and self.cut_at_s is None:
             raise ValueError("cut_for_s (how long the path stays cut) needs cut_at_s (when it is cut)")
+        if self.interface != "loopback" and self.network != "real":
+            raise ValueError(f"interface={self.interface!r} needs network='real' (the sim has its own addresses)")
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> RunParams:

@@ -26,6 +26,19 @@ CELLS = [
     rtclab.versions()
     """),
     md("""
+    ## Is everything in place?
+
+    `rtclab.check_setup()` looks for the usual problems and says, for each, `ok` or
+    what to do. One of them catches a classic trap: if you start Python (or Jupyter)
+    in the folder that *contains* the repository, the repository folder — also
+    called `rtclab` — hides the package, and `rtclab.run` fails with
+    `module 'rtclab' has no attribute 'run'`. Start Python inside the repository
+    folder instead (`python -m rtclab check` does the same checks from a terminal).
+    """),
+    code("""
+    rtclab.check_setup()
+    """),
+    md("""
     ## One call
 
     `rtclab.run` plays a whole call between a *caller* and a *callee* and returns a
@@ -71,7 +84,10 @@ CELLS = [
     If the call above says `outcome='connected'`, your set-up works.
 
     **Try this:** run `rtclab.run("basic", network="real")` to make the same call over
-    this machine's real UDP sockets. Its timings vary from run to run, which is exactly
-    why the rest of the course uses the simulated network.
+    this machine's real UDP sockets. It uses the loopback address 127.0.0.1 only, so it
+    works without Wi-Fi and nothing leaves the machine (`interface="lan"` gathers the
+    machine's network addresses instead, for calls between two machines). Its timings
+    vary from run to run, which is exactly why the rest of the course uses the
+    simulated network.
     """),
 ]
