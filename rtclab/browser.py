@@ -1100,13 +1100,25 @@ PANEL_NOTEBOOK = {
 }
 
 
-async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 120.0) -> dict[str, Any]:
-    """Start JupyterLab on loopback, open a notebook with a CallPanel, click Call then Answer.
+async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 240.0, first_open: str | Path | None = None) -> dict[str, Any]:
+    """Start JupyterLab on loopback and use a CallPanel in Chromium as a learner would.
 
-    Returns the panel's final status text and writes ``callpanel.png`` (a
-    screenshot) into ``out_dir``. JupyterLab runs with a throwaway config,
-    data and runtime directory, a token, and no update checks.
+    1. With ``first_open`` (a stored notebook, e.g. ``notebooks/09_playground.ipynb``):
+       open it *without running it* and record what the panel's output shows
+       (``first_open``: pictures, whether widget internals such as
+       ``VBox(children=`` are visible); screenshot ``first-open.png``.
+    2. Run a notebook holding a ``CallPanel``; screenshot the panel alone
+       (``panel.png``, the source of ``rtclab/static/callpanel.png``).
+    3. On ``sim``: click Call, Answer, Hang up; then switch the network to
+       ``real`` and do the same on a live call (Answer once it rings, Hang up
+       once media flows). The status line after each step is recorded
+       (``sim``, ``real``); ``status`` is the one after the simulated Answer.
+
+    Writes ``callpanel.png`` (the page at the end) into ``out_dir``.
+    JupyterLab runs with a throwaway config, data and runtime directory, a
+    token, and no update checks.
     """
+    import shutil
     import socket
     import tempfile
 
@@ -1117,6 +1129,8 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 120.0) -> d
         root = Path(tmp) / "work"
         root.mkdir()
         (root / "panel.ipynb").write_text(json.dumps(PANEL_NOTEBOOK))
+        if first_open is not None:
+            shutil.copy(first_open, root / "first-open.ipynb")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -1145,17 +1159,37 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 120.0) -> d
                         raise RuntimeError(f"JupyterLab did not start (see {out / 'jupyterlab.log'})") from None
                     await asyncio.sleep(0.25)
             result["started_s"] = round(timeout_s - (end - loop.time()), 2)
+            ms = lambda: max(1000, int((end - loop.time()) * 1000))  # noqa: E731 - what is left of the budget
             async with launch() as browser:
-                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                if first_open is not None:
+                    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                    try:
+                        await page.goto(f"http://127.0.0.1:{port}/lab/tree/first-open.ipynb?token={token}", timeout=ms())
+                        cell = page.locator(".jp-CodeCell", has_text="panel = CallPanel(").first  # the cell that shows the panel
+                        output = cell.locator(".jp-OutputArea-output").first
+                        await output.wait_for(timeout=min(ms(), 60000))
+                        await page.wait_for_timeout(1500)  # let every renderer settle (not a measurement)
+                        await output.scroll_into_view_if_needed(timeout=ms())
+                        text = await output.inner_text(timeout=ms())
+                        images = await output.locator("img").count()
+                        visible = images and await output.locator("img").first.is_visible()
+                        result["first_open"] = {"images": images, "image_visible": bool(visible),
+                                                "raw_repr": "VBox(children" in text, "text": text[:300]}
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await page.screenshot(path=str(out / "first-open.png"), timeout=10000)
+                        await page.close()
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
                 try:
-                    ms = lambda: max(1000, int((end - loop.time()) * 1000))  # noqa: E731 - what is left of the budget
-                    await page.goto(f"http://127.0.0.1:{port}/lab/tree/panel.ipynb?token={token}", timeout=ms())
+                    # a fresh workspace: the notebook opened first must not be restored beside this one
+                    await page.goto(f"http://127.0.0.1:{port}/lab/workspaces/panel/tree/panel.ipynb?token={token}&reset", timeout=ms())
                     # the status bar says the kernel is idle only once it is connected
                     await page.get_by_text("| Idle").first.wait_for(timeout=ms())
                     result["kernel_idle_s"] = round(timeout_s - (end - loop.time()), 2)
-                    call = page.locator("button.jupyter-button", has_text="Call")  # (the icon is part of its name)
+                    button = lambda name: page.locator("button.jupyter-button", has_text=name)  # noqa: E731
+                    call = button("Call")  # (the icon is part of its name)
                     for attempt in range(3):  # a run request sent while the kernel settles can be lost
-                        await page.locator(".jp-Cell .jp-InputArea-editor").first.click(timeout=ms())
+                        await page.locator(".jp-NotebookPanel:visible .jp-Cell .jp-InputArea-editor").first.click(timeout=min(ms(), 60000))
                         await page.keyboard.press("Control+Enter")
                         try:
                             await call.wait_for(timeout=min(ms(), 40000))  # importing rtclab takes seconds
@@ -1164,15 +1198,46 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 120.0) -> d
                             if attempt == 2:
                                 raise
                     result["run_attempts"] = attempt + 1
+                    with contextlib.suppress(Exception):
+                        await page.locator(".widget-vbox").first.screenshot(path=str(out / "panel.png"), timeout=10000)
+
+                    async def enabled(name: str) -> None:
+                        await page.wait_for_function(
+                            "n => [...document.querySelectorAll('button')].some(b => b.textContent.trim() === n && !b.disabled)",
+                            arg=name, timeout=ms())
+
+                    async def status(*words: str) -> str:
+                        await page.wait_for_function(
+                            "ws => [...document.querySelectorAll('.widget-html-content')].some(e => ws.every(w => e.textContent.includes(w)))",
+                            arg=list(words), timeout=ms())
+                        texts = await page.locator(".widget-html-content").all_inner_texts()
+                        return next(t.strip() for t in texts if all(w in t for w in words))
+
+                    steps: list[str] = []
                     await call.click(timeout=ms())
-                    answer = page.locator("button.jupyter-button", has_text="Answer")
-                    await page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => b.textContent.trim() === 'Answer' && !b.disabled)", timeout=ms())
-                    await answer.click(timeout=ms())
-                    status = page.locator(".widget-html-content", has_text="connected")
-                    await status.first.wait_for(timeout=ms())
-                    result["status"] = (await status.first.inner_text()).strip()
+                    steps.append(await status("ringing"))
+                    await enabled("Answer")
+                    await button("Answer").click(timeout=ms())
+                    steps.append(await status("connected"))
+                    result["status"] = steps[-1]
+                    await enabled("Hang up")
+                    await button("Hang up").click(timeout=ms())
+                    steps.append(await status("hung up"))
+                    result["sim"] = steps
                     with contextlib.suppress(Exception):  # let the plot render for the screenshot
                         await page.get_by_text("| Idle").first.wait_for(timeout=10000)
+                    steps = []
+                    await page.locator(".widget-dropdown", has_text="network").locator("select").select_option("real", timeout=ms())
+                    await call.click(timeout=ms())
+                    steps.append(await status("ringing"))
+                    await enabled("Answer")
+                    await button("Answer").click(timeout=ms())
+                    steps.append(await status("in call"))
+                    await status("first-frame")  # media reached a side: the live table says so
+                    await enabled("Hang up")
+                    await button("Hang up").click(timeout=ms())
+                    steps.append(await status("hung up ("))
+                    result["real"] = steps
                 finally:
                     with contextlib.suppress(Exception):
                         await page.screenshot(path=str(out / "callpanel.png"), timeout=10000)
@@ -1203,7 +1268,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("crosscheck", help="the emulation cross-check; writes JSON")
     d = sub.add_parser("dump", help="make a real chrome://webrtc-internals dump")
     t = sub.add_parser("tabs", help="two tabs on rtclab serve: call the bot and each other; writes JSON")
-    j = sub.add_parser("jupyterlab", help="JupyterLab + CallPanel in Chromium: click Call and Answer; --out is a folder")
+    j = sub.add_parser("jupyterlab", help="JupyterLab + CallPanel in Chromium: Call, Answer, Hang up on sim and real; --out is a folder")
+    j.add_argument("--first-open", default=None, help="a stored notebook to open without running it first")
     for p in (r, c, d, t, j):
         p.add_argument("--out", required=True)
         p.add_argument("--loopback", action="store_true", help="let aioice gather 127.0.0.1 (loopback-only namespace)")
@@ -1230,7 +1296,7 @@ def main(argv: list[str] | None = None) -> int:
         out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
         print(json.dumps(summary, default=str))
     elif ns.cmd == "jupyterlab":
-        result = asyncio.run(jupyterlab_call(out))
+        result = asyncio.run(jupyterlab_call(out, first_open=ns.first_open))
         (out / "result.json").write_text(json.dumps(result, indent=1))
         print(json.dumps(result))
     elif ns.cmd in ("crosscheck", "tabs"):

@@ -751,7 +751,10 @@ class _Watcher:
             # keep the call up (media flowing) for hold_s, unless it breaks
             hold_end = min(deadline, loop.time() + self.hold_s)
             while hold_end - loop.time() > _EPSILON_S and not (self.failed and not self.ride_out_failure) and not self.closed:
-                if (self.stop is not None and self.stop.is_set()) or (self.abort is not None and self.abort.is_set()):
+                if self.stop is not None and self.stop.is_set():  # the call panel's Hang up, during the call
+                    self.trace.record("user", "user", "click", "hangup", detail="caller")
+                    break
+                if self.abort is not None and self.abort.is_set():
                     break
                 me = asyncio.current_task()
                 if me is not None and me.cancelling():

@@ -234,14 +234,24 @@ def test_tab_cannot_send_as_another_user(tabs):
 
 
 def test_jupyterlab_callpanel_connects(tmp_path):
-    """JupyterLab on loopback shows a CallPanel in Chromium; clicking Call then Answer shows a connected call (screenshot kept)."""
+    """JupyterLab in Chromium: notebook 09 opened before running shows a picture of the panel (no widget reprs);
+    then a CallPanel goes Call -> Answer -> Hang up on the simulated and on the real network (screenshots kept)."""
     _need_browser()
     pytest.importorskip("jupyterlab", reason="pip install jupyterlab to test the course UI")
     import os
 
     out = Path(os.environ.get("RTCLAB_ARTIFACTS", tmp_path)) / "jupyterlab"
-    proc = browser.run_isolated(["jupyterlab", "--loopback", "--out", str(out)], timeout=240, cwd=str(ROOT))
+    first = ROOT / "notebooks" / "09_playground.ipynb"
+    proc = browser.run_isolated(["jupyterlab", "--loopback", "--out", str(out), "--first-open", str(first)],
+                                timeout=360, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads((out / "result.json").read_text())
+    assert result["first_open"]["images"] == 1 and result["first_open"]["image_visible"], result
+    assert not result["first_open"]["raw_repr"], result
     assert result["status"].startswith("connected"), result
+    sim, real = result["sim"], result["real"]
+    assert [s.split("…")[0].split(":")[0] for s in sim] == ["ringing", "connected", "hung up"], sim
+    assert real[0].startswith("ringing") and real[1].startswith("in call: connected"), real
+    assert real[2] == "hung up (connected)", real
     assert (out / "callpanel.png").stat().st_size > 10_000
+    assert (out / "panel.png").stat().st_size > 5_000

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import time
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from rtclab.widgets import CallPanel  # noqa: E402
+from rtclab.widgets import CallPanel, table_html  # noqa: E402
+
+
+def _until(predicate, what: str, limit_s: float = 60.0) -> None:
+    """A bounded poll (never a timed assert): wait for a condition a live call reaches by itself."""
+    end = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def _html_rows(panel: CallPanel) -> int:
+    return panel.table.value.count("<tr>")  # body rows (the header row has a style)
 
 
 def test_auto_answer_call_plays_the_chosen_flow_with_the_controls() -> None:
@@ -23,9 +38,24 @@ def test_auto_answer_call_plays_the_chosen_flow_with_the_controls() -> None:
     assert list(clicks["value"]) == ["call", "answer"]
     assert run.metrics["t_answer_click_ms"] - run.events.query("name == 'prompt'")["t_ms"].iloc[0] == pytest.approx(1500)
     assert "connected" in panel.status.value
-    assert panel.answer_button.disabled and panel.hangup_button.disabled
-    # the table and the plot land inside the panel's own Output widgets
-    assert len(panel.table.outputs) == 1 and len(panel.plot.outputs) == 1
+    # the call is up: Answer is done, Hang up ends it
+    assert panel.answer_button.disabled and not panel.hangup_button.disabled and panel.phase == "in call"
+    # every row of the table is in the panel (scrollable), and the plot in its Output widget
+    assert _html_rows(panel) == len(run.table()) > 10
+    assert "overflow-y: auto" in panel.table.value
+    assert len(panel.plot.outputs) == 1
+    panel.hang_up()
+    assert panel.status.value == "hung up" and panel.hangup_button.disabled and panel.phase == "ended"
+
+
+def test_each_call_clears_the_last_one() -> None:
+    """A new Call removes the previous call's table, plot and run before it rings."""
+    panel = CallPanel("basic", auto_answer=True)
+    assert panel.call() is not None and panel.table.value and panel.plot.outputs
+    panel.auto.value = False
+    assert panel.call() is None
+    assert panel.table.value == "" and panel.plot.outputs == () and panel.last_run is None
+    assert "ringing" in panel.status.value
 
 
 def test_sim_call_then_answer_uses_the_think_time() -> None:
@@ -39,6 +69,7 @@ def test_sim_call_then_answer_uses_the_think_time() -> None:
     assert run.metrics["candidates_lost"] > 0
     prompt = run.events.query("name == 'prompt'")["t_ms"].iloc[0]
     assert run.metrics["t_answer_click_ms"] - prompt == pytest.approx(800)
+    assert panel.hangup_button.disabled and panel.phase == "ended"  # a failed call is over
 
 
 def test_answer_without_a_call_is_refused() -> None:
@@ -49,22 +80,34 @@ def test_answer_without_a_call_is_refused() -> None:
     assert panel.last_run is None
 
 
-def test_live_call_on_the_real_network_waits_for_the_click() -> None:
-    """On the real network the callee's app waits for the real Answer click, then connects."""
+def test_live_call_waits_for_answer_and_hang_up() -> None:
+    """On the real network: Call rings (the hint stays while rows arrive), Answer connects, the call stays up until Hang up."""
     panel = CallPanel("counteroffer", network="real")
     panel.call()
     try:
+        _until(lambda: len(panel.rows) > 5, "the callee's page to receive the offer")
+        assert "click <b>Answer</b>" in panel.status.value and panel.phase == "ringing"
         assert not panel.answer_button.disabled
+        assert panel.answer() is None  # the live call goes on
+        _until(lambda: "in call" in panel.status.value, "the live call to connect")
+        assert not panel.hangup_button.disabled and panel.last_run is None
+        _until(lambda: sum(r[3] == "first-frame" for r in list(panel.rows)) >= 2, "media both ways")
+        assert "first-frame" in panel.table.value  # the live table follows the call
     finally:
-        run = panel.answer()
-    assert run is not None and run.outcome == "connected"
+        panel.hang_up()
+    run = panel.last_run
+    assert run is not None and run.outcome == "connected", run
+    assert run.params["interface"] == "loopback"
+    clicks = list(run.events.query("kind == 'user' and name == 'click'")["value"])
+    assert clicks == ["call", "answer", "hangup"]
     click = run.metrics["t_answer_click_ms"]
     pc = run.events.query("actor == 'callee' and name == 'RTCPeerConnection'")["t_ms"].min()
     assert pc < click  # the callee's peer connection existed before the click
-    assert len(panel.rows) == len(run.events) - run.events.query("kind == 'ice' and value == 'lost'").shape[0]
+    assert panel.status.value == "hung up (connected)"
+    assert _html_rows(panel) == len(run.table())
 
 
-def test_hang_up_ends_a_live_call() -> None:
+def test_hang_up_ends_a_ringing_live_call() -> None:
     """Hang up ends a ringing live call by its own click, leaving a recorded run."""
     panel = CallPanel("answer-on-click", network="real")
     panel.call()
@@ -73,5 +116,37 @@ def test_hang_up_ends_a_live_call() -> None:
     assert run is not None
     assert run.events.query("kind == 'user' and value == 'hangup'").shape[0] == 1
     assert run.events.query("actor == 'callee' and name == 'RTCPeerConnection'").empty
-    assert panel.status.value == "hung up"
+    assert panel.status.value == "hung up (failed)"
     assert run.outcome == "failed" and "hung up" in run.reason
+
+
+def test_a_new_call_hangs_up_a_live_one() -> None:
+    """Call during a live call ends that call first; its late result never covers the new call."""
+    panel = CallPanel("counteroffer", network="real")
+    panel.call()
+    panel.network.value = "sim"
+    panel.call()
+    assert panel.phase == "ringing" and panel.last_run is None and panel.table.value == ""
+    assert panel.answer(think_ms=500).outcome == "connected"
+
+
+def test_before_the_kernel_runs_the_panel_is_a_picture_and_a_sentence() -> None:
+    """The display bundle carries a PNG of the panel and a plain sentence, besides the widget view."""
+    bundle = CallPanel("counteroffer")._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Call panel (counteroffer, network sim): run this cell to use it.")
+    assert "VBox" not in bundle["text/plain"]
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_html_keeps_every_row() -> None:
+    """The panel's table has all rows of a long call (pandas would show the first and last five)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"t_ms": range(200), "actor": ["caller"] * 200, "kind": ["state"] * 200,
+                          "name": ["x"] * 200, "value": [f"v{i}" for i in range(200)], "detail": [""] * 200})
+    text = table_html(frame)
+    assert text.count("<tr>") == 200 and "v199" in text and "v100" in text
+    assert "200 rows; scroll for more" in text

@@ -21,6 +21,10 @@ CELLS = [
     """),
     md("""
     ## The panel
+
+    Opened before you run anything, the cell below shows a *picture* of the panel:
+    its buttons need a running kernel. Run the notebook (*Run ▸ Run All Cells*) and
+    the real panel takes its place.
     """),
     code("""
     panel = CallPanel("counteroffer")
@@ -34,18 +38,21 @@ CELLS = [
       or `real`, this machine's UDP sockets (live, timings vary).
     * **topology** and **NAT**: a flat LAN, or each peer behind its own NAT of the
       chosen type (simulated network only).
-    * **signaling ms**: the one-way latency of the signaling channel.
-    * **think ms**: how long the callee's user takes to click *Answer* when
+    * **signaling latency (ms)**: the one-way latency of the signaling channel.
+    * **think time (ms)**: how long the callee's user takes to click *Answer* when
       *auto-answer* is ticked.
-    * **Call**: the caller's user clicks *Call*. The callee's phone rings.
+    * **Call**: the caller's user clicks *Call*. The callee's phone rings. A new
+      call clears the last one from the panel.
     * **Answer**: the callee's user answers.
-    * **Hang up**: ends a live call.
+    * **Hang up**: ends the call.
 
     Below the buttons, the panel shows the call's outcome, its event table
-    (`r.table()`) and its plot (`r.plot()`).
+    (`r.table()`, every row: scroll inside it) and its plot (`r.plot()`).
 
-    **How a click becomes a call.** With `network="real"` the call runs live, and the
-    callee's app really waits for your *Answer* click. With `network="sim"` it can't:
+    **How a click becomes a call.** With `network="real"` the call runs live on this
+    machine's loopback address, like the sample app: the callee's app really waits
+    for your *Answer* click, the table fills in as events happen, and the call stays
+    up until you click *Hang up*. With `network="sim"` it can't:
     the virtual clock can't wait for a person. So *Call* starts the ringing, and
     *Answer* measures how long you took and then plays the whole call with that think
     time. Because the simulation is deterministic, everything before your click is
@@ -179,7 +186,7 @@ CELLS = [
     * `CallPanel(flow)` gives you the sample app's buttons with the run parameters as
       controls; each button is a method you can also call from code.
     * On the simulated network, *Answer* replays the call with your think time; on
-      `network="real"` the call is live.
+      `network="real"` the call is live, from *Call* through *Answer* to *Hang up*.
     * `panel.last_run` is the last call as a `Run`, for tables, metrics and plots.
     * Your own apps run like the built-in flows: `rtclab.run(caller=..., callee=...)`,
       `rtclab.Flow` for a name, `sweep` over worker processes, and the panel. An
@@ -190,7 +197,7 @@ CELLS = [
     1. Choose `answer-on-click` and topology `nat`. Call, wait, Answer. What does the
        status say, and where do the lost candidates appear in the plot? Switch back to
        `counteroffer`.
-    2. With `answer-on-click` on the LAN, raise *signaling ms* to 300 and answer. Then
+    2. With `answer-on-click` on the LAN, raise *signaling latency* to 300 and answer. Then
        do the same with `counteroffer`. Compare the "answer→media" time in the status
        line (notebook 05 measured the same thing with a sweep).
     3. Choose `perfect`: both users click Call at once (glare). Which peer rolls back?
