@@ -77,7 +77,7 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 
 ENABLE_HINT = (
     "install Chromium (apt-get install chromium, or set RTCLAB_CHROMIUM=/path/to/chrome) "
-    "and Playwright (pip install playwright; no 'playwright install' needed), and run as root "
+    "and Playwright (pip install -e '.[browser]'; no 'playwright install' needed), and run as root "
     "with util-linux 'unshare' and iproute2 'ip' for a loopback-only network namespace"
 )
 

@@ -8,7 +8,9 @@ CELLS = [
     dependencies are installed, runs one complete call between two WebRTC peers,
     and tells you where to go next. It takes a few seconds.
 
-    **Prerequisites.** An environment made from this repository (`pip install -e ".[test]"`,
+    **Time.** About 5 minutes (the call itself takes seconds).
+
+    **Prerequisites.** An environment made from this repository (`pip install -e .`,
     `conda env create -f environment.yml`, or Binder). No camera, microphone or
     internet connection is needed: media is synthetic and everything runs on this machine.
     """),

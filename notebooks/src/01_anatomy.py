@@ -12,6 +12,8 @@ CELLS = [
     everything, the timing plots, and the `ref` column that lets you follow a single
     candidate from one peer to the other.
 
+    **Time.** About 25 minutes.
+
     **Prerequisites.** Notebook 00 (set-up check). Some idea of what an offer and an
     answer are helps; MDN's
     [Signaling and video calling](https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Signaling_and_video_calling)

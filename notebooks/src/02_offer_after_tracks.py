@@ -11,6 +11,8 @@ CELLS = [
     one that waits for `negotiationneeded`, and see in the event table what each offer
     contained, when `negotiationneeded` fired, and what came of each call.
 
+    **Time.** About 15 minutes.
+
     **Prerequisites.** Notebook 01 (the event table, the state machines). MDN:
     [`negotiationneeded`](https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/negotiationneeded_event)
     and [`createOffer`](https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/createOffer).

@@ -17,6 +17,8 @@ CELLS = [
        when the remote description has been *asked for* is fine, because the browser runs
        the calls one after another.
 
+    **Time.** About 25 minutes.
+
     **Prerequisites.** Notebook 01 (the event table, candidate refs, `plots.candidates`).
     """),
     code("""

@@ -11,6 +11,8 @@ CELLS = [
     why a symmetric NAT needs a TURN relay, and a small table of NAT types × ICE servers
     for the textbook call.
 
+    **Time.** About 20 minutes.
+
     **Prerequisites.** Notebooks 01 and 03. Background on candidate types: MDN's
     [`RTCIceCandidate.type`](https://developer.mozilla.org/en-US/docs/Web/API/RTCIceCandidate/type)
     and [Introduction to WebRTC protocols](https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Protocols)

@@ -25,6 +25,8 @@ CELLS = [
       (`answer_to_media_ms`), for both flows and several signaling latencies,
     * check that it survives a signaling channel that reorders messages.
 
+    **Time.** About 25 minutes.
+
     **Prerequisites.** 01 (anatomy of a call), 03 (the timing trap: `answer-on-click`)
     and 04 (why a NAT turns the trap into a failure).
     """),

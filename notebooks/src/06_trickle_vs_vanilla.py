@@ -15,6 +15,8 @@ CELLS = [
     * compare connection times of the two on a LAN and behind NATs, with short and long
       network links.
 
+    **Time.** About 15 minutes.
+
     **Prerequisites.** 01 (anatomy of a call: gathering, candidates, the four state
     machines) and 04 (LAN and NAT topologies, STUN).
     """),

@@ -15,6 +15,8 @@ CELLS = [
       impolite peer's ignored offer,
     * run it over an asynchronous signaling channel for several seeds.
 
+    **Time.** About 20 minutes.
+
     **Prerequisites.** 01 (the signaling state machine: `stable`, `have-local-offer`,
     `have-remote-offer`) and 02 (offers made on `negotiationneeded`).
     """),

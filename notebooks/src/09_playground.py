@@ -11,6 +11,8 @@ CELLS = [
     of each call. This notebook shows the panel, explains its controls, then drives it
     from code so that you can check what it does.
 
+    **Time.** About 20 minutes, more if you explore.
+
     **Prerequisites.** Notebooks 01–05 (the flows and their outcomes); 06–08 for the
     exercises. The panel needs a notebook front-end with widgets (JupyterLab, Notebook
     7, VS Code).

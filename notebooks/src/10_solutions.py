@@ -1,5 +1,8 @@
 from build import code, md
 
+#: each notebook's section starts folded (notebooks/build.py): no answer in sight before you open it
+COLLAPSED_SECTIONS = True
+
 CELLS = [
     md("""
     # 10 · Solutions to the exercises
@@ -11,12 +14,16 @@ CELLS = [
     exercise is restated in bold, a short cell computes the answer with rtclab, and a few
     lines explain what the output shows. **Try the exercises yourself first**: the point
     is to read the event table and the plots, and to make the code work, on your own;
-    come here to check, or when you are stuck.
+    come here to check, or when you are stuck. Each section
+    starts folded so that no answer is in sight: click the ▸ beside a heading (or the
+    heading's left margin) to open it.
 
     The explanations refer to the printed outputs rather than repeating their numbers,
     so they stay true if rtclab's emulation is tuned. All runs are on the simulated
     network (a model with a virtual clock), so your own runs with the same parameters
     give the same results.
+
+    **Time.** As long as you like: read a section after its notebook's exercises.
 
     **Prerequisites.** Notebooks 01–08 (each section assumes you have read the notebook it
     answers). Notebook 09's exercises are answered by pointers at the end.
