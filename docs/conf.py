@@ -19,12 +19,14 @@ copyright = "rtclab authors, MIT licence"
 
 extensions = ["myst_nb"]
 root_doc = "index"
+smartquotes = False  # titles and code-like text exactly as in the notebooks
 exclude_patterns = ["src", "**/.ipynb_checkpoints", "_build", "README.md"]
 
 # the stored outputs are the lesson (checked by nbval): never re-run them here
 nb_execution_mode = "off"
 # without a kernel a widget has no state to show: use the picture stored beside it
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
+nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # (their JavaScript would come from a CDN)
 myst_enable_extensions = ["colon_fence"]
 
 html_theme = "alabaster"
