@@ -58,10 +58,10 @@ def build(src: Path, *, execute: bool = True) -> Path:
         print(f"executed {out.name} in {time.perf_counter() - t:.1f} s")
     for cell in nb.cells:  # stable files: no execution timestamps
         cell.metadata.pop("execution", None)
-        # solutions out of sight: each "## NN ..." section starts folded in JupyterLab (click ▸ to open);
-        # the cells stay in the file, so nbval still runs and checks every one
-        if getattr(module, "COLLAPSED_SECTIONS", False) and cell.cell_type == "markdown" and cell.source[:4].startswith("## ") \
-                and cell.source[3:4].isdigit():
+        # solutions out of sight: each "## ..." section but the summary starts folded in JupyterLab
+        # (click ▸ to open); the cells stay in the file, so nbval still runs and checks every one
+        if getattr(module, "COLLAPSED_SECTIONS", False) and cell.cell_type == "markdown" and cell.source.startswith("## ") \
+                and not cell.source.startswith("## Summary"):
             cell.metadata["jp-MarkdownHeadingCollapsed"] = True
     nbformat.write(nb, out)
     return out

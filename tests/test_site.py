@@ -36,7 +36,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_notebook_has_a_page_with_its_outputs_and_a_binder_link(site: Path) -> None:
     """One HTML page per notebook, holding its stored outputs (no execution) and a launch-on-Binder link to it."""
-    assert len(NOTEBOOKS) == 11
+    assert len(NOTEBOOKS) >= 11
     for nb in NOTEBOOKS:
         page = (site / f"{nb.stem}.html").read_text()
         assert f'href="https://mybinder.org/v2/gh/' in page and f"urlpath=lab/tree/notebooks/{nb.stem}.ipynb" in page
