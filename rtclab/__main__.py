@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         parser.exit(2, f"rtclab: error: {msg}\n")
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (every run closes its peers on the way out)
-        print("rtclab: interrupted", file=sys.stderr)
+        # a sweep's progress bar may be mid-line: start afresh (over it on a terminal, below it in a log)
+        start = "\r" if sys.stderr.isatty() else "\n" if ns.cmd == "sweep" else ""
+        print(f"{start}rtclab: interrupted", file=sys.stderr)
         return 130
     return 0
 

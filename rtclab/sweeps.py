@@ -215,7 +215,8 @@ def sweep(
             else:
                 pool = _pool(n)
                 try:
-                    for row in pool.map(_trial, runnable, chunksize=max(1, len(runnable) // (n * 8))):
+                    chunk = max(1, len(runnable) // (n * 8))
+                    for row in _children_ignore_sigint(lambda: pool.map(_trial, runnable, chunksize=chunk)):
                         rows.append(row)
                         bar.update(1)
                 except BaseException:  # a worker died, or Ctrl-C: no queued trial outlives this sweep
@@ -284,6 +285,25 @@ def _ignore_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _children_ignore_sigint(start: Any) -> Any:
+    """Call ``start`` (which may spawn worker processes) with SIGINT ignored, so workers start ignoring it.
+
+    A spawned worker imports for a second or two before its initializer runs; a
+    Ctrl-C in that window would print its traceback. An ignored signal stays
+    ignored across ``exec``, so the workers never see it. (Main thread only:
+    elsewhere the signal cannot be set, and ``start`` is just called.)
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return start()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _pool_init() -> None:
