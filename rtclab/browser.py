@@ -1214,12 +1214,15 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 240.0, firs
                         return next(t.strip() for t in texts if all(w in t for w in words))
 
                     steps: list[str] = []
+                    result["step"] = "sim: Call"
                     await call.click(timeout=ms())
                     steps.append(await status("ringing"))
+                    result["step"] = "sim: Answer"
                     await enabled("Answer")
                     await button("Answer").click(timeout=ms())
                     steps.append(await status("connected"))
                     result["status"] = steps[-1]
+                    result["step"] = "sim: Hang up"
                     await enabled("Hang up")
                     await button("Hang up").click(timeout=ms())
                     steps.append(await status("hung up"))
@@ -1227,21 +1230,28 @@ async def jupyterlab_call(out_dir: str | Path, *, timeout_s: float = 240.0, firs
                     with contextlib.suppress(Exception):  # let the plot render for the screenshot
                         await page.get_by_text("| Idle").first.wait_for(timeout=10000)
                     steps = []
+                    result["step"] = "real: Call"
                     await page.locator(".widget-dropdown", has_text="network").locator("select").select_option("real", timeout=ms())
                     await call.click(timeout=ms())
                     steps.append(await status("ringing"))
+                    result["step"] = "real: Answer"
                     await enabled("Answer")
                     await button("Answer").click(timeout=ms())
                     steps.append(await status("in call"))
+                    result["step"] = "real: waiting for media"
                     await status("first-frame")  # media reached a side: the live table says so
+                    result["step"] = "real: Hang up"
                     await enabled("Hang up")
                     await button("Hang up").click(timeout=ms())
                     steps.append(await status("hung up ("))
                     result["real"] = steps
+                    result["step"] = "done"
                 finally:
                     with contextlib.suppress(Exception):
                         await page.screenshot(path=str(out / "callpanel.png"), timeout=10000)
                         result["screenshot"] = str(out / "callpanel.png")
+                    # what was reached, also when a step timed out (for the failing test's message)
+                    (out / "progress.json").write_text(json.dumps(result, indent=1))
                     await page.close()
         finally:
             _kill_group(proc)  # type: ignore[arg-type]

@@ -244,8 +244,10 @@ def test_jupyterlab_callpanel_connects(tmp_path):
     first = ROOT / "notebooks" / "09_playground.ipynb"
     proc = browser.run_isolated(["jupyterlab", "--loopback", "--out", str(out), "--first-open", str(first)],
                                 timeout=360, cwd=str(ROOT))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    progress = out / "progress.json"
+    assert proc.returncode == 0, (progress.read_text() if progress.exists() else "", proc.stderr[-3000:])
     result = json.loads((out / "result.json").read_text())
+    assert result["step"] == "done"
     assert result["first_open"]["images"] == 1 and result["first_open"]["image_visible"], result
     assert not result["first_open"]["raw_repr"], result
     assert result["status"].startswith("connected"), result
