@@ -28,7 +28,7 @@ from .exercises import Verdict, check
 from .flows import FLOWS, Flow, as_flow, get_flow
 from .internals import load_webrtc_internals
 from .lab import DEFAULTS, App, Run, User, arun, flow_source, run
-from .metrics import compute_metrics, outcome
+from .metrics import compute_metrics, exposed_candidates, outcome
 from .params import RunParams
 from .peer import InvalidAccessError, InvalidStateError, OperationError, Peer
 from .signaling import Channel, SignalingError
@@ -65,6 +65,7 @@ __all__ = [
     "check_setup",
     "compute_metrics",
     "diagnose",
+    "exposed_candidates",
     "flow_source",
     "get_flow",
     "load",

@@ -26,6 +26,11 @@ REFERENCE_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     for flow in ("basic", "mdn", "answer-on-click", "offer-before-tracks", "counteroffer", "vanilla", "glare", "perfect",
                  "forgot-candidates", "queue-on-click", "article")
     for topo in ("lan", "nat")
+} | {
+    # a relay-only callee needs a TURN server in the network
+    f"relay-until-accepted-{topo}": ("relay-until-accepted", {"network": "sim", "topology": topo, "seed": 7,
+                                                              "answer_delay_ms": 1000.0, "turn": True})
+    for topo in ("lan", "nat")
 }
 
 

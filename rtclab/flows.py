@@ -491,7 +491,10 @@ async def counteroffer_callee(app: App) -> None:
             video.direction = "sendrecv"  # room for our camera, nothing sent yet
             await pc.setLocalDescription(await pc.createAnswer())
             app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
-            await app.user.answer()  # ICE and DTLS connect while the phone rings
+            if await app.user.decide() == "decline":  # ICE and DTLS connect while the phone rings
+                app.send({"type": "call-declined", "target": app.other})  # the app's message, not WebRTC's
+                await pc.close()
+                return
             camera = app.getUserMedia()[0]
             await pc.replaceTrack(video.sender, camera)  # the gate opens on our side ...
             app.send({"type": "call-accepted", "target": app.other})  # ... and on the caller's
@@ -620,6 +623,86 @@ async def ice_restart_callee(app: App) -> None:
             app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
         elif msg["type"] == "new-ice-candidate":
             await pc.addIceCandidate(msg["candidate"])
+# relay-until-accepted: counteroffer whose callee shows only its TURN server's address
+# --------------------------------------------------------------------------------------
+
+
+async def relay_caller(app: App) -> None:
+    """The counteroffer caller, which also answers the callee's ICE-restart offer."""
+    pc = app.RTCPeerConnection()
+    queue = CandidateQueue()
+    send_candidates(app, pc, end_of_candidates=False)
+    await send_offer_on_negotiationneeded(app, pc)
+    camera = app.getUserMedia()[0]
+    sender = pc.addTrack(camera)
+    await pc.replaceTrack(sender, None)  # gated until call-accepted, as in counteroffer
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if msg["type"] == "video-answer":
+            if pc.signalingState != "have-local-offer":
+                return  # a duplicated answer
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)
+        elif msg["type"] == "video-offer":  # the callee restarts ICE with every candidate type
+            await pc.setRemoteDescription(msg["sdp"])
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
+        elif msg["type"] == "call-accepted":
+            await pc.replaceTrack(sender, camera)
+        elif msg["type"] == "call-declined":
+            await pc.close()
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+async def relay_callee(app: App) -> None:
+    """Counteroffer's callee, relay-only until the user accepts; then all candidates.
+
+    ``iceTransportPolicy: "relay"`` makes the browser gather only relay
+    candidates: a caller the user never accepts learns the TURN server's
+    address and nothing of the callee's own. After the click the app allows
+    every candidate type again; the new policy applies from the next
+    gathering (W3C ``setConfiguration``), so it restarts ICE, which the
+    callee negotiates with an offer of its own.
+    """
+    pc = None
+    queue = CandidateQueue()
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        nonlocal pc
+        if msg["type"] == "video-offer" and pc is None:
+            pc = app.RTCPeerConnection({"iceTransportPolicy": "relay"})  # only the TURN server's address leaves
+            send_candidates(app, pc, end_of_candidates=False)
+            await pc.setRemoteDescription(msg["sdp"])
+            await queue.flush(pc)
+            video = next((t for t in pc.getTransceivers() if t.kind == "video"), None)
+            if video is None:
+                app.reject(msg, "the offer has no video section")
+                return
+            video.direction = "sendrecv"
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            if await app.user.decide() == "decline":  # the call connects through the relay while it rings
+                app.send({"type": "call-declined", "target": app.other})
+                await pc.close()
+                return
+            await pc.replaceTrack(video.sender, app.getUserMedia()[0])
+            app.send({"type": "call-accepted", "target": app.other})
+            await send_offer_on_negotiationneeded(app, pc)  # for the restart below
+            pc.setConfiguration({"iceTransportPolicy": "all"})  # accepted: a direct path is welcome now ...
+            pc.restartIce()  # ... from the next gathering on -> negotiationneeded -> our offer
+        elif msg["type"] == "video-offer":
+            await pc.setRemoteDescription(msg["sdp"])
+            await pc.setLocalDescription(await pc.createAnswer())
+            app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+        elif msg["type"] == "video-answer":  # the caller's answer to our restart offer
+            await pc.setRemoteDescription(msg["sdp"])
+        elif msg["type"] == "new-ice-candidate":
+            await queue.add(msg["candidate"])
         else:
             app.reject(msg, "unknown message type")
 
@@ -807,6 +890,9 @@ FLOWS: dict[str, Flow] = {
              article_caller, article_callee),
         Flow("ice-restart", "textbook call that rides out disconnected and calls restartIce() when "
              "connectionState fails", ice_restart_caller, ice_restart_callee),
+        Flow("relay-until-accepted", "counteroffer with a relay-only callee until the user accepts "
+             "(only the TURN server's address is exposed), then an ICE restart with every candidate",
+             relay_caller, relay_callee),
     )
 }
 

@@ -75,10 +75,11 @@ class User:
     ...     app.on_message(on_message)
     """
 
-    def __init__(self, actor: str, trace: Trace, *, answer_delay_ms: float | None) -> None:
+    def __init__(self, actor: str, trace: Trace, *, answer_delay_ms: float | None, decision: str = "accept") -> None:
         self.actor = actor
         self.trace = trace
         self.answer_delay_ms = answer_delay_ms
+        self.decision = decision
         self._clicks: dict[str, asyncio.Future[None]] = {}
 
     def _future(self, what: str) -> asyncio.Future[None]:
@@ -141,6 +142,40 @@ class User:
             await asyncio.sleep(self.answer_delay_ms / 1000.0)
         self.trace.record("user", "user", "click", "answer", detail=self.actor)
 
+    async def decide(self) -> str:
+        """Ring, then return the user's choice: ``"accept"`` or ``"decline"``.
+
+        An incoming-call dialog with two buttons, *Answer* and *Decline*.
+        Records a ``prompt`` row when ringing starts and a ``click`` row when
+        the user chooses (value ``answer`` or ``decline``). In scripted runs
+        the choice is the run's ``decision`` parameter (default ``"accept"``),
+        made after ``answer_delay_ms``; in the call panel it is the first
+        real click on *Answer* (or a ``click("decline")``).
+
+        Returns
+        -------
+        str
+            ``"accept"`` or ``"decline"``.
+
+        Examples
+        --------
+        >>> async def callee(app):
+        ...     if await app.user.decide() == "decline":
+        ...         app.send({"type": "call-declined", "target": app.other})
+        >>> rtclab.run("counteroffer", decision="decline").outcome  # doctest: +SKIP
+        'declined'
+        """
+        self.trace.record("user", "user", "prompt", "answer", detail=self.actor)
+        if self.answer_delay_ms is None:
+            answer, decline = self._future("answer"), self._future("decline")
+            await asyncio.wait([answer, decline], return_when=asyncio.FIRST_COMPLETED)
+            choice = "accept" if answer.done() else "decline"
+        else:
+            await asyncio.sleep(self.answer_delay_ms / 1000.0)
+            choice = self.decision
+        self.trace.record("user", "user", "click", "answer" if choice == "accept" else "decline", detail=self.actor)
+        return choice
+
 
 class App:
     """What one side's web page has: peer connections, a camera, a signaling socket, a user.
@@ -155,10 +190,12 @@ class App:
     rtclab                              in a web page
     ==================================  ===============================================
     ``pc = app.RTCPeerConnection()``    ``pc = new RTCPeerConnection(config)``
+    ``app.RTCPeerConnection(config)``   ``new RTCPeerConnection({iceTransportPolicy})``
     ``app.getUserMedia()``              ``await navigator.mediaDevices.getUserMedia()``
     ``app.send(msg)``                   ``socket.send(JSON.stringify(msg))``
     ``app.on_message(handler)``         ``socket.onmessage = handler``
     ``await app.user.answer()``         the user clicks the *Answer* button
+    ``await app.user.decide()``         the user clicks *Answer* or *Decline*
     ``app.user.call()``                 the user clicks the *Call* button
     ``app.report_error(err)``           the sample's ``reportError(err)`` (console log)
     ``app.actor``, ``app.other``        who am I, who is ``target``
@@ -233,12 +270,22 @@ class App:
         """
         return "callee" if self.actor == "caller" else "caller"
 
-    def RTCPeerConnection(self) -> Peer:  # noqa: N802 - browser name
-        """Create a peer connection for this side: ``new RTCPeerConnection()``.
+    def RTCPeerConnection(self, configuration: dict[str, Any] | None = None) -> Peer:  # noqa: N802 - browser name
+        """Create a peer connection for this side: ``new RTCPeerConnection(configuration)``.
 
         The configuration is the run's: its ICE servers (the simulated
         STUN/TURN servers, or none) and rtclab's browser emulations. Create
         as many as your app needs; all are closed when the run ends.
+
+        Parameters
+        ----------
+        configuration
+            An ``RTCConfiguration`` dict, as in the browser. Only
+            ``{"iceTransportPolicy": "relay"}`` (or ``"all"``, the default)
+            is taken: a relay-only peer gathers and offers only TURN
+            candidates, so its own addresses stay private (run with
+            ``turn=True`` to have a TURN server). A bad value raises the
+            browser's ``TypeError``.
 
         Returns
         -------
@@ -252,8 +299,19 @@ class App:
         >>> pc = app.RTCPeerConnection()  # doctest: +SKIP
         >>> pc.signalingState  # doctest: +SKIP
         'stable'
+        >>> private = app.RTCPeerConnection({"iceTransportPolicy": "relay"})  # doctest: +SKIP
         """
-        pc = Peer(self.actor, self.trace, **self.peer_options)
+        from .peer.core import configuration_policy
+
+        try:
+            policy = configuration_policy(configuration, "RTCPeerConnection")
+        except TypeError as exc:
+            self.trace.record(self.actor, "call", "RTCPeerConnection", "error", detail=f"TypeError: {exc}")
+            raise
+        options = dict(self.peer_options)
+        if policy is not None:
+            options["ice_transport_policy"] = policy
+        pc = Peer(self.actor, self.trace, **options)
         self.peers.append(pc)
         return pc
 
@@ -514,7 +572,7 @@ async def _play(
         "track_mute": emulate,
         "gathering_state": emulate,
     }
-    users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"]) for a in ("caller", "callee")}
+    users = {a: User(a, trace, answer_delay_ms=p["answer_delay_ms"], decision=p["decision"]) for a in ("caller", "callee")}
     video_size = tuple(p["sim_video"]) if net is not None else REAL_VIDEO
     apps = {
         a: App(a, trace, channel.endpoint(a), users[a], peer_options=peer_options, video_size=video_size)  # type: ignore[arg-type]
@@ -683,6 +741,7 @@ class _Watcher:
         self.stop: asyncio.Event | None = None
         self.abort: threading.Event | None = None  # set from another thread: the caller gave up
         self.stalled = False  # set by _StallGuard: the virtual clock stood still
+        self.declined = False  # a user clicked Decline: the call ends once every peer is closed
 
     def _on_row(self, row: tuple[Any, ...]) -> None:
         _t, actor, kind, name, value = row[:5]
@@ -697,11 +756,16 @@ class _Watcher:
             self.tracks[actor].add(value)
         elif kind == "media" and name == "first-frame":
             self.frames[actor].add(value)
+        elif kind == "user" and name == "click" and value == "decline":
+            self.declined = True
         self.changed.set()
 
     def done(self) -> bool:
         if self.failed:
             return True
+        if self.declined:
+            pcs = [pc for app in self.apps.values() for pc in app.peers]
+            return bool(pcs) and all(pc._closed for pc in pcs) and not self.channel.in_flight
         if self.connected == {"caller", "callee"}:
             wanted_media = self.spec.media
             if not wanted_media:

@@ -17,6 +17,9 @@ Outcomes
 ``failed``
     a peer reached ``connectionState == "failed"``, or an API call failed and
     the call never connected.
+``declined``
+    the callee's user clicked *Decline* (``decision="decline"``) and the
+    apps ended the call.
 ``timeout``
     the deadline came first, with no failure recorded.
 ``error``
@@ -49,7 +52,7 @@ import pandas as pd
 
 from .trace import ACTORS, COLUMNS, KINDS, Trace
 
-__all__ = ["compute_metrics", "finalize_candidates", "metrics_from_rows", "outcome"]
+__all__ = ["compute_metrics", "exposed_candidates", "finalize_candidates", "metrics_from_rows", "outcome"]
 
 SIDES = ("caller", "callee")
 
@@ -98,6 +101,7 @@ def _outcome(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> t
     tracks: dict[Any, set[str]] = {}
     frames: set[tuple[Any, str]] = set()
     hangup = False
+    declined = False
     lost: list[_Row] = []
     for row in rows:
         _t, actor, kind, name, value = row[:5]
@@ -121,10 +125,14 @@ def _outcome(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> t
         elif kind == "user":
             if name == "click" and value == "hangup":
                 hangup = True
+            elif name == "click" and value == "decline":
+                declined = True
         elif kind == "ice" and name == "candidate" and value == "lost":
             lost.append(row)
     if runner is not None:
         return "error", f"{runner[4]}: {runner[7]}"[:200]
+    if declined:
+        return "declined", "the callee's user declined the call"
     if connected == set(SIDES):
         if not media:
             return "connected", "both peers connected"
@@ -342,3 +350,70 @@ def _metrics(rows: Sequence[_Row], media: bool, actor_order: Sequence[Any]) -> d
         if isinstance(val, float) and not math.isnan(val):
             out[key] = round(val, 3)
     return out
+
+
+_EXPOSED_COLUMNS = ["t_ms", "candidate", "type", "address", "related", "before_decision"]
+
+
+def exposed_candidates(events: Any, *, side: str = "callee") -> pd.DataFrame:
+    """The candidates of ``side`` that reached the other side, and whether before its user decided.
+
+    A candidate carries an address of the host it was gathered on (RFC 8828
+    is about which of them a page may reveal): a host candidate the local
+    address, a server-reflexive one the NAT's public address, a relay one
+    only the TURN server's. This lists every candidate of ``side`` whose
+    ``new-ice-candidate`` message was *delivered* to the other app, at the
+    delivery time, with ``before_decision`` telling whether that was before
+    ``side``'s user clicked *Answer* or *Decline* (``True`` when the user
+    never did). Read from the frame alone.
+
+    Parameters
+    ----------
+    events
+        A run's frame (or the :class:`rtclab.Run`).
+    side
+        Whose addresses: ``"callee"`` (default) or ``"caller"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per delivered candidate: ``t_ms``, ``candidate`` (its ref),
+        ``type`` (``host``/``srflx``/``prflx``/``relay``), ``address``
+        (``ip:port``), ``related`` (the ``raddr`` shown, if any) and
+        ``before_decision``.
+
+    Examples
+    --------
+    >>> import rtclab
+    >>> run = rtclab.run("counteroffer", topology="nat")  # doctest: +SKIP
+    >>> exposed_candidates(run).query("before_decision")["type"].tolist()  # doctest: +SKIP
+    ['host', 'srflx']
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    frame = getattr(events, "events", events)
+    other = "caller" if side == "callee" else "callee"
+    decided = math.inf
+    lines: dict[str, str] = {}
+    delivered: list[tuple[float, str]] = []
+    for row in _frame_rows(frame):
+        t, actor, kind, name, value, _prev, ref, detail = row[:8]
+        if kind == "user" and name == "click" and value in ("answer", "decline") and detail == side:
+            decided = min(decided, float(t))
+        elif actor == side and kind == "ice" and name == "candidate" and value == "gathered":
+            lines[str(ref)] = str(detail)
+        elif (actor == other and kind == "signal" and name == "new-ice-candidate" and value == "delivered"
+              and str(ref).startswith(f"{side}:c")):
+            delivered.append((float(t), str(ref)))
+    out = []
+    seen: set[str] = set()
+    for t, ref in delivered:
+        if ref in seen:  # a duplicated message: the address was already out
+            continue
+        seen.add(ref)
+        fields = lines.get(ref, "").split()
+        typ = fields[fields.index("typ") + 1] if "typ" in fields[:-1] else ""
+        address = f"{fields[4]}:{fields[5]}" if len(fields) > 5 else ""
+        related = f"{fields[fields.index('raddr') + 1]}:{fields[fields.index('rport') + 1]}" if "rport" in fields[:-1] else ""
+        out.append((t, ref, typ, address, related, t < decided))
+    return pd.DataFrame(out, columns=_EXPOSED_COLUMNS)

@@ -217,6 +217,9 @@ class RunParams:
     duplicate: float = _prob(0.0, "probability a signaling message is delivered twice", "--duplicate")
     answer_delay_ms: float | None = _ms(1000.0, "the callee's think time before clicking Answer", "--answer-delay",
                                         none="wait for a real click (real network, call panel)")
+    decision: str = _p("accept", help="what the callee's user chooses when the phone rings (apps that call "
+                       "app.user.decide(), such as counteroffer); decline ends the call unanswered",
+                       kind="choice", choices=("accept", "decline"), flag="--decision")
     candidate_interval_ms: float = _ms(5.0, "pause between two emitted ICE candidates (browser pacing)", "--candidate-interval")
     deadline_s: float | None = _p(None, help="end the run after this long (virtual seconds on sim)", unit="s",
                                   low=0.0, high=MAX_DEADLINE_S, low_open=True, flag="--deadline",

@@ -595,3 +595,47 @@ def test_peer_is_exported_and_records_construction(foundation_arun) -> None:
             await pc.close()
 
     foundation_arun(main())
+
+
+# --------------------------------------------------------------------------------------
+# iceTransportPolicy and setConfiguration
+# --------------------------------------------------------------------------------------
+
+
+def test_ice_transport_policy_reaches_aiortc_and_bad_values_are_type_errors() -> None:
+    """Peer(ice_transport_policy=...) configures aiortc; a bad value raises the browser's TypeError."""
+
+    async def main() -> tuple[str, str, str]:
+        tr = Trace()
+        pc = Peer("callee", tr, ice_transport_policy="relay")
+        aiortc_policy = pc._pc._RTCPeerConnection__configuration.iceTransportPolicy.value
+        pc.setConfiguration({"iceTransportPolicy": "all"})
+        after = pc.ice_transport_policy
+        with pytest.raises(TypeError, match="RTCIceTransportPolicy"):
+            pc.setConfiguration({"iceTransportPolicy": "none"})
+        with pytest.raises(TypeError, match="iceTransportPolicy"):
+            pc.setConfiguration({"iceServers": []})
+        await pc.close()
+        with pytest.raises(InvalidStateError):
+            pc.setConfiguration({"iceTransportPolicy": "relay"})
+        detail = tr.frame().query("name == 'setConfiguration' and value == 'ok'")["detail"].tolist()
+        return aiortc_policy, after, ",".join(detail)
+
+    assert asyncio.run(main()) == ("relay", "all", "iceTransportPolicy=all")
+    with pytest.raises(TypeError, match="not a valid enum value"):
+        Peer("caller", Trace(), ice_transport_policy="private")
+
+
+def test_app_takes_the_browser_configuration_dict() -> None:
+    """app.RTCPeerConnection({"iceTransportPolicy": "relay"}); an unknown key is a recorded TypeError."""
+
+    async def callee(app: Any) -> None:
+        app.RTCPeerConnection({"iceTransportPolicy": "relay"})
+        app.RTCPeerConnection({"iceTransportPolicy": "bogus"})
+
+    r = rtclab.run(caller=rtclab.flows.basic_caller, callee=callee, deadline_s=2)
+    made = r.events.query("actor == 'callee' and name == 'RTCPeerConnection'")
+    assert made["value"].tolist() == ["ok", "error"]
+    assert made["detail"].iloc[0].endswith("iceTransportPolicy=relay")
+    assert "TypeError" in made["detail"].iloc[1]
+    assert "RTCIceTransportPolicy" in r.events.query("kind == 'error' and actor == 'callee'")["detail"].iloc[0]

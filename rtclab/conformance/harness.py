@@ -4,7 +4,8 @@ Both offer the same small vocabulary, so a scenario's JavaScript and Python
 read alike (wpt's ``RTCPeerConnection-helper.js`` plays this role there):
 
 =====================================  ==========================================================
-``h.pc(actor)``                        a recorded peer connection (``caller``/``callee``; no ICE servers)
+``h.pc(actor, config)``                a recorded peer connection (``caller``/``callee``; no ICE servers;
+                                       ``config`` may set ``iceTransportPolicy``)
 ``h.camera(video, audio)``             tracks (Chromium's fake device / rtclab's synthetic ones)
 ``h.wire(a, b, end=True)``             trickle each side's candidates to the other (``end``: pass
                                        end-of-candidates on too)
@@ -185,10 +186,11 @@ class PeerHarness:
         self._relays = 0
         self._own_plumbing = plumbing is None
 
-    def pc(self, actor: str) -> Any:
+    def pc(self, actor: str, config: dict[str, Any] | None = None) -> Any:
         from ..peer import Peer
 
-        pc = Peer(actor, self.trace, ice_servers=[])
+        policy = (config or {}).get("iceTransportPolicy", "all")
+        pc = Peer(actor, self.trace, ice_servers=[], ice_transport_policy=policy)
         self.peers.append(pc)
         return pc
 
@@ -347,8 +349,8 @@ JS_RUNNER = r"""async ([name, source, timeoutMs]) => {
   let relays = 0;
   const h = {
     CAND: {candidate: "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host", sdpMid: "0", sdpMLineIndex: 0},
-    pc(actor) {
-      const pc = new RecordedPC({iceServers: []}, sink(actor)); pcs.push(pc);
+    pc(actor, config = {}) {
+      const pc = new RecordedPC({iceServers: [], ...config}, sink(actor)); pcs.push(pc);
       pc.addEventListener("track", (e) => {   // a media element per received video: its first frame
         if (e.track.kind !== "video") return;
         const v = document.createElement("video"); v.muted = true; v.autoplay = true; v.width = 32;

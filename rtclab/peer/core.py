@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from ..network import host_scope
 from ..trace import Trace
@@ -35,6 +36,34 @@ logger = logging.getLogger("rtclab.peer")
 
 
 Handler = Callable[..., Any]
+
+
+_POLICIES = ("all", "relay")
+
+
+def check_transport_policy(policy: Any) -> str:
+    """``policy`` if it is an ``RTCIceTransportPolicy`` value; the browser's ``TypeError`` otherwise."""
+    if policy not in _POLICIES:
+        raise TypeError(
+            f"The provided value {policy!r} is not a valid enum value of type RTCIceTransportPolicy"
+            f" (use {' or '.join(map(repr, _POLICIES))})")
+    return str(policy)
+
+
+def configuration_policy(configuration: Any, where: str) -> str | None:
+    """The ``iceTransportPolicy`` of an ``RTCConfiguration`` dict (``None`` if absent), checked."""
+    if configuration is None:
+        return None
+    if not isinstance(configuration, dict):
+        raise TypeError(f"{where}: the configuration must be a dict such as {{'iceTransportPolicy': 'relay'}},"
+                        f" got {type(configuration).__name__}")
+    unknown = sorted(set(configuration) - {"iceTransportPolicy"})
+    if unknown:
+        raise TypeError(f"{where}: rtclab's configuration supports only 'iceTransportPolicy' (the run's stun=/turn="
+                        f" parameters set the ICE servers); got {unknown}")
+    if "iceTransportPolicy" not in configuration:
+        return None
+    return check_transport_policy(configuration["iceTransportPolicy"])
 
 
 class Peer(
@@ -59,6 +88,13 @@ class Peer(
         Where events go.
     ice_servers
         ICE servers (default none: everything stays offline).
+    ice_transport_policy
+        ``"all"`` (default) or ``"relay"``: the configuration's
+        ``iceTransportPolicy``. With ``"relay"`` the peer gathers and uses
+        only relay (TURN) candidates, so its host and server-reflexive
+        addresses never leave it. A new policy set with
+        :meth:`setConfiguration` applies from the next gathering, i.e. after
+        ``restartIce()`` (W3C ``setConfiguration``).
     trickle, chain, negotiationneeded, browser_errors, rollback
         Switch each browser emulation (see the modules of :mod:`rtclab.peer`) on or off.
     ice_states
@@ -107,6 +143,7 @@ class Peer(
         trace: Trace,
         *,
         ice_servers: list[RTCIceServer] | None = None,
+        ice_transport_policy: str = "all",
         trickle: bool = True,
         chain: bool = True,
         negotiationneeded: bool = True,
@@ -124,6 +161,7 @@ class Peer(
         self.actor = actor
         self.trace = trace
         self.ice_servers = list(ice_servers or [])
+        self.ice_transport_policy = check_transport_policy(ice_transport_policy)
         self.trickle = trickle
         self.chain = chain
         self.emulate_negotiationneeded = negotiationneeded
@@ -163,12 +201,48 @@ class Peer(
         self._local_news: asyncio.Future[None] | None = None
         _install_log_handler()
         self._pc = self._new_pc()
-        self._rec("call", "RTCPeerConnection", "ok", detail=f"iceServers={len(self.ice_servers)}")
+        policy = "" if self.ice_transport_policy == "all" else f" iceTransportPolicy={self.ice_transport_policy}"
+        self._rec("call", "RTCPeerConnection", "ok", detail=f"iceServers={len(self.ice_servers)}{policy}")
         problem = agent_problem() if (ice_states or triggered_checks) else None
         if problem is not None:
             # the browser profile needs aioice internals this version may lack: aioice's own behaviour then
             self.ice_states = self.triggered_checks = False
             self._rec("error", "agent", "Unsupported", detail=f"browser state machines and timers off: {problem}")
+
+    def setConfiguration(self, configuration: dict[str, Any]) -> None:  # noqa: N802 - browser name
+        """Change the configuration: ``pc.setConfiguration({"iceTransportPolicy": "all"})``.
+
+        Only ``iceTransportPolicy`` can change (the run sets the ICE servers).
+        As in the W3C specification, the new policy takes effect at the next
+        gathering: call :meth:`restartIce` to gather again now. Recorded as a
+        ``call setConfiguration`` row.
+
+        Raises
+        ------
+        TypeError
+            An unknown policy value, or a key other than ``iceTransportPolicy``.
+
+        Examples
+        --------
+        >>> import asyncio, rtclab
+        >>> async def main():
+        ...     pc = rtclab.Peer("callee", rtclab.Trace(), ice_transport_policy="relay")
+        ...     pc.setConfiguration({"iceTransportPolicy": "all"})
+        ...     policy = pc.ice_transport_policy
+        ...     await pc.close()
+        ...     return policy
+        >>> asyncio.run(main())
+        'all'
+        """
+        policy = configuration_policy(configuration, "setConfiguration")
+        if self._closed:
+            from .errors import InvalidStateError
+
+            exc = InvalidStateError("The RTCPeerConnection's signalingState is 'closed'.")
+            self._rec("call", "setConfiguration", "error", detail=f"InvalidStateError: {exc}")
+            raise exc
+        self.ice_transport_policy = policy if policy is not None else "all"
+        self._rec("call", "setConfiguration", "ok", detail=f"iceTransportPolicy={self.ice_transport_policy}")
 
     # -- events -------------------------------------------------------------------------
 
@@ -227,7 +301,8 @@ class Peer(
 
     def _new_pc(self) -> RTCPeerConnection:
         with host_scope(self.host):
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+            pc = RTCPeerConnection(RTCConfiguration(
+                iceServers=self.ice_servers, iceTransportPolicy=RTCIceTransportPolicy(self.ice_transport_policy)))
         pc.on("signalingstatechange", lambda p=pc: self._on_aiortc_state(p, "signalingState"))
         pc.on("icegatheringstatechange", lambda p=pc: self._on_aiortc_state(p, "iceGatheringState"))
         pc.on("iceconnectionstatechange", lambda p=pc: self._on_aiortc_state(p, "iceConnectionState"))

@@ -121,7 +121,7 @@ def with_credentials(sdp: str, ufrag: str, pwd: str) -> str:
 class IceRestart:
     """One ICE restart of one aioice ``Connection``: a fresh connection, then the splice."""
 
-    def __init__(self, old: Connection) -> None:
+    def __init__(self, old: Connection, transport_policy: Any = None) -> None:
         self.old = old
         self.new = Connection(
             ice_controlling=old.ice_controlling,
@@ -133,7 +133,7 @@ class IceRestart:
             turn_transport=old.turn_transport,
             use_ipv4=old._use_ipv4,
             use_ipv6=old._use_ipv6,
-            transport_policy=old._transport_policy,
+            transport_policy=old._transport_policy if transport_policy is None else transport_policy,
         )
         self.new._tie_breaker = old._tie_breaker  # the same agent, for role conflicts
         self.remote: tuple[str, str] | None = None
@@ -223,6 +223,10 @@ class RestartMixin:
             session = self._start_restart()
             if session is not None:
                 session.ours = True
+            else:  # never connected: nothing to splice into. Say so once, instead of asking again forever
+                self._restart_wanted = False
+                self._rec("error", "restartIce", "NotSupportedError",
+                          detail="rtclab restarts ICE only on a connection that has connected once; this offer keeps its credentials")
         if session is None:
             return sdp
         return with_credentials(sdp, *session.credentials)
@@ -302,7 +306,10 @@ class _Session:
     def __init__(self, peer: Any, conns: list[Connection]) -> None:
         self.peer = peer
         with host_scope(peer.host):
-            self.restarts = [IceRestart(c) for c in conns]
+            from aioice import TransportPolicy
+
+            policy = TransportPolicy.RELAY if getattr(peer, "ice_transport_policy", "all") == "relay" else TransportPolicy.ALL
+            self.restarts = [IceRestart(c, policy) for c in conns]  # setConfiguration's policy applies from here
         self.remote: tuple[str, str] | None = None
         self.ours = False  # started by our restartIce(), not by a remote offer
         self.local_applied = False

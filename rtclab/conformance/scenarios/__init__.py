@@ -18,6 +18,7 @@ MODULES = (
     "set_remote_description_rollback",
     "set_local_description_rollback",
     "restart_ice",
+    "ice_transport_policy",
     "remove_track",
     "ontrack",
     "rtp_sender_replace_track",
