@@ -806,6 +806,99 @@ CELLS = [
     moment, and the sample's glare branch then mishandles the re-offer (exercise 3.2).
     "Don't rely on order" includes the order in which your own handlers finish.
     """),
+    # ------------------------------------------------------------------ 13
+    md("""
+    ## 13 · Call control and privacy
+
+    **Exercise 13.1.** Run `counteroffer` declined behind NATs with a TURN server. Which of
+    the callee's addresses does the caller know although the user said no?
+    """),
+    code("""
+    no = rtclab.run("counteroffer", topology="nat", turn=True, decision="decline")
+    print(no.outcome, "-", no.reason)
+    print(rtclab.exposed_candidates(no).to_string(index=False))
+    """),
+    md("""
+    All of them, each delivered before the click: the private host address, the public
+    address its NAT maps it to (server-reflexive) and the TURN relay. Declining closes the
+    connection and sends no media, but it cannot take back candidates the callee trickled
+    while the phone rang. Only an app that keeps them until the user decides
+    (`queue-on-click`) or offers only a relay (`relay-until-accepted`) avoids that.
+
+    **Exercise 13.2.** Run `relay-until-accepted` without a TURN server (`turn=False`).
+    What does the callee gather before the click, what happens to the call, and which part
+    of the result is rtclab's limit rather than a browser's behaviour?
+    """),
+    code("""
+    bare = rtclab.run("relay-until-accepted", topology="nat", turn=False)
+    print(bare.outcome, "-", bare.reason)
+    print("callee candidates gathered:", len(bare.events.query("actor == 'callee' and kind == 'ice' and value == 'gathered'")))
+    bare.events.query("kind == 'error' or (kind == 'state' and name == 'connectionState')")[["t_ms", "actor", "kind", "name", "value"]]
+    """),
+    md("""
+    A relay-only connection with no TURN server has nothing to gather, so the callee sends
+    no candidate at all and the call cannot connect while the phone rings: the caller's
+    candidates have no local partner on the callee's side. Privacy is complete, but the
+    early answer buys no speed.
+
+    On the click, the callee switches to `all` and restarts ICE. The `restartIce` error row
+    is rtclab's limit: its restart splices a fresh connection into one that has connected
+    before, and this one never did, so the call ends at the deadline. Chromium gathers
+    host candidates after the same `setConfiguration` and `restartIce()` and connects, as
+    its stored run shows:
+    """),
+    code("""
+    chromium_policy = rtclab.data.chromium_trace("RTCConfiguration-iceTransportPolicy/relay-then-all-after-restartIce")
+    chromium_policy.query("name.str.startswith('observe')", engine="python")[["t_ms", "name", "value"]]
+    """),
+    md("""
+    **Exercise 13.3.** Change the article's caller so that its camera stays off the wire
+    until the callee accepts, and check that the callee's first frame now comes after the
+    click.
+
+    In `article` the callee accepts by offering its own camera, so the caller can take the
+    callee's `video-offer` as its signal: the camera is added (to negotiate it) and at once
+    replaced by nothing; the offer from the callee puts it back.
+    """),
+    code("""
+    from rtclab.flows import CandidateQueue, send_candidates, send_offer_on_negotiationneeded
+
+
+    async def gated_article_caller(app):
+        pc = app.RTCPeerConnection()
+        queue = CandidateQueue()
+        send_candidates(app, pc, end_of_candidates=False)
+        await send_offer_on_negotiationneeded(app, pc)
+        camera = app.getUserMedia()[0]
+        sender = pc.addTrack(camera)
+        await pc.replaceTrack(sender, None)  # the gate: nothing leaves before the callee accepts
+
+        async def on_message(msg):
+            if msg["type"] == "video-answer":
+                await pc.setRemoteDescription(msg["sdp"])
+                await queue.flush(pc)
+            elif msg["type"] == "video-offer":  # the callee clicked Answer and offers its camera
+                await pc.replaceTrack(sender, camera)  # open the gate
+                await pc.setRemoteDescription(msg["sdp"])
+                await pc.setLocalDescription(await pc.createAnswer())
+                app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
+            elif msg["type"] == "new-ice-candidate":
+                await queue.add(msg["candidate"])
+
+        app.on_message(on_message)
+
+
+    gated = rtclab.run(caller=gated_article_caller, callee=rtclab.flows.article_callee, topology="nat")
+    click = gated.metrics["t_answer_click_ms"]
+    first = gated.events.query("actor == 'callee' and name == 'first-frame'")["t_ms"]
+    print(gated.outcome, "- the callee's first frame at", first.iloc[0], "ms, the click at", click, "ms")
+    """),
+    md("""
+    The call still connects while the phone rings, and media flows both ways once the
+    callee accepts, but the callee's page receives nothing of the caller's camera before
+    its user clicks. The callee's addresses still reach the caller early: the gate is
+    about media, not about ICE.
+    """),
     md("""
     ## Fix-the-code exercises
 
