@@ -41,7 +41,7 @@ def test_scenarios_are_named_after_wpt_files_and_state_one_behaviour():
     """~20 scenarios, each '<wpt webrtc file>/<case>', with a title, both scripts, and a reference."""
     assert len(ALL) >= 20
     for sc in ALL:
-        assert sc.wpt_file.startswith(("RTCPeerConnection-", "RTCRtpSender-")), sc.name
+        assert sc.wpt_file.startswith(("RTCPeerConnection-", "RTCRtpSender-", "RTCConfiguration-")), sc.name
         assert "/" in sc.name and sc.title and sc.js.lstrip().startswith("async (h) =>")
         assert callable(sc.peer) and callable(sc.essentials)
         assert sc.name in STORED["scenarios"], f"{sc.name} has no stored Chromium reference"
