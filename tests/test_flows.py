@@ -306,7 +306,7 @@ def test_what_answering_costs_per_flow() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _rows(run: rtclab.Run, query: str) -> pd.DataFrame:
+def _q(run: rtclab.Run, query: str) -> pd.DataFrame:
     return run.events.query(query)
 
 
@@ -315,21 +315,21 @@ def test_a_declined_call_sends_nothing_from_either_camera_and_ends(flow: str) ->
     """decision="decline": call-declined is sent and delivered, both close, no frame, the callee never opens its camera."""
     r = rtclab.run(flow, topology="nat", turn=True, decision="decline", seed=1)
     assert (r.outcome, r.reason) == ("declined", "the callee's user declined the call")
-    clicks = _rows(r, "kind == 'user' and name == 'click'")["value"].tolist()
+    clicks = _q(r, "kind == 'user' and name == 'click'")["value"].tolist()
     assert clicks == ["call", "decline"]
-    assert _rows(r, "name == 'call-declined'")["value"].tolist() == ["sent", "delivered"]
-    assert sorted(_rows(r, "kind == 'call' and name == 'close'")["actor"].tolist()) == ["callee", "caller"]
-    assert _rows(r, "name == 'first-frame'").empty
-    assert _rows(r, "actor == 'callee' and name == 'getUserMedia'").empty
-    assert _rows(r, "kind == 'error'").empty
+    assert _q(r, "name == 'call-declined'")["value"].tolist() == ["sent", "delivered"]
+    assert sorted(_q(r, "kind == 'call' and name == 'close'")["actor"].tolist()) == ["callee", "caller"]
+    assert _q(r, "name == 'first-frame'").empty
+    assert _q(r, "actor == 'callee' and name == 'getUserMedia'").empty
+    assert _q(r, "kind == 'error'").empty
     assert r.events["t_ms"].max() < 2000  # ended by the decline, not at the 90 s (virtual) deadline
 
 
 def test_an_accepted_counteroffer_records_the_same_user_rows_as_before() -> None:
     """decide() accepting records prompt/click answer, so accepted runs look as with user.answer()."""
     r = rtclab.run("counteroffer", topology="lan", seed=1)
-    assert _rows(r, "kind == 'user'")[["name", "value"]].values.tolist() == [["click", "call"], ["prompt", "answer"], ["click", "answer"]]
-    assert _rows(r, "name == 'call-accepted'")["value"].tolist() == ["sent", "delivered"]
+    assert _q(r, "kind == 'user'")[["name", "value"]].values.tolist() == [["click", "call"], ["prompt", "answer"], ["click", "answer"]]
+    assert _q(r, "name == 'call-accepted'")["value"].tolist() == ["sent", "delivered"]
 
 
 def test_decision_is_validated() -> None:
@@ -342,16 +342,16 @@ def test_received_tracks_are_muted_until_the_first_packet_and_the_gate_holds_med
     """counteroffer: track (muted) at setRemoteDescription; unmute and first frames only after the click."""
     r = rtclab.run("counteroffer", topology="nat", seed=1)
     click = r.metrics["t_answer_click_ms"]
-    tracks = _rows(r, "kind == 'media' and name == 'track'")
+    tracks = _q(r, "kind == 'media' and name == 'track'")
     assert set(tracks["detail"]) == {"muted"} and (tracks["t_ms"] < click).all()
-    later = _rows(r, "kind == 'media' and name in ['unmute', 'first-frame']")
+    later = _q(r, "kind == 'media' and name in ['unmute', 'first-frame']")
     assert len(later) == 4 and (later["t_ms"] >= click).all()
 
 
 def test_article_streams_the_callers_camera_to_the_callee_before_the_click() -> None:
     """article has no gate: the callee's first frame (the caller's video) comes while the phone rings."""
     r = rtclab.run("article", topology="nat", seed=1)
-    first = _rows(r, "actor == 'callee' and name == 'first-frame'")["t_ms"]
+    first = _q(r, "actor == 'callee' and name == 'first-frame'")["t_ms"]
     assert len(first) == 1 and first.iloc[0] < r.metrics["t_answer_click_ms"]
 
 
@@ -375,15 +375,15 @@ def test_relay_until_accepted_shows_only_the_turn_server_then_restarts_with_ever
     assert r.outcome == "connected"
     exposed = rtclab.exposed_candidates(r)
     early = exposed[exposed.before_decision]
-    caller_relay = _rows(r, "actor == 'caller' and kind == 'ice' and value == 'gathered' and detail.str.contains('typ relay')", )
+    caller_relay = _q(r, "actor == 'caller' and kind == 'ice' and value == 'gathered' and detail.str.contains('typ relay')", )
     turn_ip = caller_relay["detail"].iloc[0].split()[4]
     assert early["type"].tolist() == ["relay"] and early["address"].iloc[0].startswith(turn_ip + ":")
     assert sorted(exposed[~exposed.before_decision]["type"]) == ["host", "relay", "srflx"]
-    callee_calls = _rows(r, "actor == 'callee' and kind == 'call'")["name"].tolist()
+    callee_calls = _q(r, "actor == 'callee' and kind == 'call'")["name"].tolist()
     assert callee_calls.index("setConfiguration") < callee_calls.index("restartIce")
-    restarts = _rows(r, "kind == 'ice' and name == 'restart'")
+    restarts = _q(r, "kind == 'ice' and name == 'restart'")
     assert set(restarts.query("value == 'completed'")["actor"]) == {"caller", "callee"}
-    created = _rows(r, "actor == 'callee' and name == 'RTCPeerConnection'")["detail"].tolist()
+    created = _q(r, "actor == 'callee' and name == 'RTCPeerConnection'")["detail"].tolist()
     assert created == ["iceServers=2 iceTransportPolicy=relay"]
 
 
@@ -392,5 +392,5 @@ def test_relay_only_without_a_turn_server_fails_with_a_recorded_error_not_a_loop
     r = rtclab.run("relay-until-accepted", topology="lan", turn=False, seed=1)
     assert r.outcome == "failed" and "NotSupportedError in restartIce" in r.reason
     assert rtclab.exposed_candidates(r).empty
-    assert len(_rows(r, "actor == 'callee' and name == 'negotiationneeded'")) == 1
-    assert _rows(r, "kind == 'error'")["name"].tolist() == ["restartIce", "deadline"]
+    assert len(_q(r, "actor == 'callee' and name == 'negotiationneeded'")) == 1
+    assert _q(r, "kind == 'error'")["name"].tolist() == ["restartIce", "deadline"]
