@@ -623,6 +623,13 @@ async def ice_restart_callee(app: App) -> None:
             app.send({"type": "video-answer", "target": app.other, "sdp": pc.localDescription})
         elif msg["type"] == "new-ice-candidate":
             await pc.addIceCandidate(msg["candidate"])
+        else:
+            app.reject(msg, "unknown message type")
+
+    app.on_message(on_message)
+
+
+# --------------------------------------------------------------------------------------
 # relay-until-accepted: counteroffer whose callee shows only its TURN server's address
 # --------------------------------------------------------------------------------------
 
