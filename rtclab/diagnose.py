@@ -60,6 +60,7 @@ code                                      what the frame shows                  
 ``addicecandidate-failed``                other ``addIceCandidate`` failures     ``03_timing_trap``
 ``signaling-lost``                        signaling messages dropped or refused  ``03_timing_trap``
 ``api-error``                             another API call failed                ``01_anatomy``
+``declined``                              the user declined: no media expected   ``13_call_control_privacy``
 ``no-media``                              connected, a track never got a frame   ``02_offer_after_tracks``
 ``ice-failed``                            ICE failed, nothing above explains it  ``08_timeouts``
 ``stalled``                               neither connected nor failed at the    ``08_timeouts``
@@ -807,6 +808,13 @@ class _Doctor:
             return
         tracks = fr.mask(kind="media", name="track")
         if not tracks.any():
+            return
+        declined = fr.mask(kind="user", name="click") & (fr.value == "decline")
+        if declined.any():  # the app ended the call on purpose: no frame is the expected result
+            expl = ("The callee's user declined the call and the apps closed it, so no media was meant to flow. "
+                    "What did cross before the decision (candidates, and media in a flow without a gate) is "
+                    "listed by rtclab.exposed_candidates.")
+            self.add("declined", "The call was declined", "info", expl, fr.f.loc[declined[declined].index], "13_call_control_privacy")
             return
         frames = fr.mask(kind="media", name="first-frame")
         if fr.browser and not frames.any():

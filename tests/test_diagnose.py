@@ -297,3 +297,13 @@ def test_one_side_of_a_call():
     assert "cannot tell which" in d[0].explanation
     ok = diagnose(load_trace(DATA / "browser" / "basic.rtcstats.jsonl", actors={"8-2": "callee"}))
     assert ok.outcome == "connected" and ok.findings == []
+
+
+def test_a_declined_call_is_not_diagnosed_as_missing_media() -> None:
+    """decision="decline": an info finding 'declined' (notebook 13), not the no-media error."""
+    d = rtclab.diagnose(rtclab.run("counteroffer", topology="nat", decision="decline", seed=1))
+    codes = [f.code for f in d.findings]
+    assert "declined" in codes and "no-media" not in codes
+    declined = next(f for f in d.findings if f.code == "declined")
+    assert declined.severity == "info" and declined.notebook == "13_call_control_privacy"
+    assert declined.evidence["value"].tolist() == ["decline"]
