@@ -14,7 +14,7 @@ from typing import Any
 import rtclab
 
 #: outcomes a run may end with when the runner itself did not fail
-OUTCOMES = {"connected", "failed", "no-media", "timeout"}
+OUTCOMES = {"connected", "declined", "failed", "no-media", "timeout"}
 #: wall seconds a whole run may take before the harness calls it a hang
 HARNESS_S = 60.0
 

@@ -42,7 +42,9 @@ SETTINGS = settings(
 BROWSER_ERRORS = {"TypeError", "OperationError", "InvalidStateError", "InvalidAccessError"}
 #: error rows an app run may hold besides browser errors: the app's own
 #: "unknown message" log, the channel's refusals, and the deadline.
-APP_ROW_VALUES = BROWSER_ERRORS | {"UnknownMessage", "SignalingError", "NoHandler", "timeout"}
+# NotSupportedError: rtclab's documented restartIce() limit on a never-connected call (relay-until-accepted
+# without a TURN server; README "Known limits"), recorded once instead of renegotiating forever
+APP_ROW_VALUES = BROWSER_ERRORS | {"UnknownMessage", "SignalingError", "NoHandler", "timeout", "NotSupportedError"}
 OUTCOMES = _reliability.OUTCOMES
 STEP_S = 10.0  # virtual seconds any single API call may take before it counts as a hang
 HARNESS_S = 60.0  # wall seconds a whole run may take before it counts as a hang
