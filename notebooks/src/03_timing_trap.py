@@ -186,6 +186,16 @@ CELLS = [
     no peer connection yet, or when nobody has asked for a remote description at all. For
     those candidates you need a queue (notebook 05).
 
+    Both browser rules, checked in Chromium 156: the conformance suite stored what it did
+    when a candidate was added with no remote description (the error, word for word, is
+    the one rtclab records), and when one was added while `setRemoteDescription` was
+    still pending (both calls succeeded, in call order):
+    """),
+    code("""
+    early = rtclab.data.chromium_trace("RTCPeerConnection-addIceCandidate/before-remote-description")
+    print(early.query("kind == 'error'")[["name", "value", "detail"]].to_string(index=False))
+    pending = rtclab.data.chromium_trace("RTCPeerConnection-addIceCandidate/during-setRemoteDescription")
+    print(" → ".join(pending.query("kind == 'call' and name in ['setRemoteDescription', 'addIceCandidate']")["name"]))
     """),
     md("""
     ## Fix the code

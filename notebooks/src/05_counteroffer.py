@@ -205,11 +205,18 @@ CELLS = [
     Why no end-of-candidates? A reordering channel can deliver the end-of-candidates
     message before the last candidate. RFC 8838 (section 14) says an agent *ignores*
     a candidate of the same generation that arrives after end-of-candidates (it is
-    never an error); Chromium 156, measured, accepts such a candidate and even uses
-    it. Either way a reordered end-of-candidates can at worst cost a candidate, and
-    leaving it out costs nothing while the call connects: ICE simply keeps listening
-    for more candidates. (Notebook 08 shows what happens when the call can't connect.)
-
+    never an error); Chromium 156 accepts such a candidate and even uses it, and so does
+    rtclab (its rows say `late`). Chromium's stored trace of exactly that (end-of-candidates
+    first, then the candidates):
+    """),
+    code("""
+    late = rtclab.data.chromium_trace("RTCPeerConnection-addIceCandidate/after-end-of-candidates")
+    print(late.query("actor == 'callee' and name in ['addIceCandidate', 'connectionState']")[["name", "value", "detail"]].to_string(index=False))
+    """),
+    md("""
+    Either way a reordered end-of-candidates can at worst cost a candidate, and leaving
+    it out costs nothing while the call connects: ICE simply keeps listening for more
+    candidates. (Notebook 08 shows what happens when the call can't connect.)
     """),
     md("""
     ## Fix the code

@@ -103,11 +103,21 @@ CELLS = [
     """),
     md("""
     A word on how this is done. aiortc, unlike a browser, has no working rollback (see
-    the README's "rtclab vs a browser" table). rtclab emulates it by closing the
-    aiortc connection, creating a new one and re-adding the tracks, which is why the
-    `detail` mentions re-added transceivers, and why the callee then gathers and sends
-    a second set of candidates (new ports) in the diagram. In a browser the same
-    connection object simply returns to `stable`.
+    the README's "rtclab vs a browser" table). For an *initial* offer rtclab emulates it
+    by closing the aiortc connection, creating a new one and re-adding the tracks, which
+    is why the `detail` mentions re-added transceivers, and why the callee then gathers
+    and sends a second set of candidates (new ports) in the diagram. That second set is
+    not an artifact: Chromium 156 does the same after rolling back its initial offer (a
+    new ICE ufrag, gathering from scratch), as its stored trace shows. (Rolling back a
+    *re*-negotiation during an established call keeps the call up, in Chromium and in
+    rtclab; notebook 11.)
+    """),
+    code("""
+    fresh = rtclab.data.chromium_trace("RTCPeerConnection-setRemoteDescription-rollback/initial-offer-fresh-ice")
+    print(fresh.query("actor == 'caller' and kind == 'state' and name in ['signalingState', 'iceGatheringState']")["value"].tolist())
+    print(fresh.query("name.str.startswith('observe')", engine="python")[["name", "value"]].to_string(index=False))
+    """),
+    md("""
 
     **The impolite peer ignores the colliding offer.** The callee's offer is
     delivered to the caller, and nothing follows: the caller calls
@@ -209,8 +219,8 @@ CELLS = [
       answers meet `stable`: `InvalidStateError`, and the call fails.
     * Perfect negotiation: a polite peer rolls back and answers, an impolite peer
       ignores the colliding offer; the call connects.
-    * rtclab emulates the browser's rollback by re-creating the aiortc connection; a
-      browser keeps the same object.
+    * rtclab emulates the rollback of an initial offer by re-creating the aiortc
+      connection; like Chromium, it then gathers again with new ICE credentials.
     * The pattern handles delayed and jittery signaling; check the reordering sweep
       above for what happens when messages can overtake each other.
 
