@@ -47,6 +47,9 @@ from .trace import COLUMNS
 __all__ = ["CallPanel", "table_html"]
 
 
+_IN_CALL = "<b>in call</b>: connected; click <b>Hang up</b> to end it"
+
+
 def _widgets() -> Any:
     try:
         import ipywidgets
@@ -191,6 +194,10 @@ class CallPanel:
             self._live.answer()
             self.phase = "in call"
             self._set_status("answered: connecting…")
+            # an early-answer flow (counteroffer) may have connected while it rang: then no
+            # further "connected" row will come to update the status
+            if any(r[2] == "state" and r[3] == "connectionState" and r[4] == "connected" for r in list(self.rows)):
+                self._set_status(_IN_CALL)
             return None
         if self._ring_started is None and think_ms is None:
             self._set_status("nobody is calling: click Call first")
@@ -277,7 +284,7 @@ class CallPanel:
         self.rows.append(row)
         _t, actor, kind, name, value = row[:5]
         if kind == "state" and name == "connectionState" and value == "connected" and self.phase == "in call":
-            self._set_status("<b>in call</b>: connected; click <b>Hang up</b> to end it")
+            self._set_status(_IN_CALL)
         if kind in _TABLE_KINDS:  # the rows the table shows (candidate pair checks and packets are not)
             shown = [r for r in list(self.rows) if r[2] in _TABLE_KINDS]
             self.table.value = table_html(pd.DataFrame(shown, columns=list(COLUMNS)), live=True)

@@ -93,21 +93,24 @@ def test_call_browser_and_aiortc(calls, name, browser_side):
     """A basic (or mdn) call between Chromium and Peer connects both ways, rows from both in one frame, and plots.sequence draws it."""
     df, summary = calls[name]
     py_side = "callee" if browser_side == "caller" else "caller"
-    if name == "mdn-browser-callee" and summary["outcome"] != "connected":
-        # The MDN sample's glare branch is racy, in a browser as here: when the callee's
-        # re-offer arrives while the caller's setRemoteDescription(answer) is still pending,
+    errors = df[df.kind == "error"]
+    if name.startswith("mdn") and (len(errors) or summary["outcome"] != "connected"):
+        # The MDN sample's glare branch is racy, in Chromium as in rtclab: when the callee's
+        # re-offer reaches the caller while its setRemoteDescription(answer) is still pending,
         # the caller sees have-local-offer, its rollback then runs in stable and fails with
-        # InvalidStateError, and the re-offer is never answered. That is the only accepted
-        # way for this call to fail.
-        rollback = df[(df.actor == "caller") & (df.kind == "call") & (df.name == "setLocalDescription")
-                      & (df.value == "error")]
-        assert rollback.detail.str.startswith("InvalidStateError").any(), df[df.kind == "error"].to_string()
-        answer_done = df[(df.actor == "caller") & (df.name == "setRemoteDescription") & (df.value == "ok")].t_ms.min()
+        # InvalidStateError, and the re-offer may go unanswered. Seen with Chromium on either
+        # side. That is the only accepted error, and the only accepted way to fail.
+        assert set(errors.actor) == {"caller"}, errors.to_string()
+        assert set(errors.value) == {"InvalidStateError"}, errors.to_string()
+        assert set(errors.name) <= {"setLocalDescription", "onmessage", "app"}, errors.to_string()
+        assert errors.detail.str.contains("setLocalDescription").all(), errors.to_string()
         offer_in = df[(df.actor == "caller") & (df.name == "video-offer") & (df.value == "delivered")].t_ms.min()
-        assert offer_in <= answer_done
-        return
-    assert summary["outcome"] == "connected", summary
-    assert not (df.kind == "error").any(), df[df.kind == "error"].to_string()
+        assert offer_in <= errors.t_ms.min()
+        if summary["outcome"] != "connected":
+            return
+    else:
+        assert summary["outcome"] == "connected", summary
+        assert errors.empty, errors.to_string()
     assert _browser_rows(df, browser_side) and not _browser_rows(df, py_side)
     for side in ("caller", "callee"):
         assert _states(df, side, "connectionState")[:2] == ["connecting", "connected"]

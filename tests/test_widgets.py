@@ -107,6 +107,21 @@ def test_live_call_waits_for_answer_and_hang_up() -> None:
     assert _html_rows(panel) == len(run.table())
 
 
+def test_answer_after_an_early_answer_call_connected_says_in_call() -> None:
+    """A live counteroffer call connects while it rings; Answer clicked after that shows 'in call' at once."""
+    panel = CallPanel("counteroffer", network="real")
+    panel.call()
+    try:
+        _until(lambda: sum(r[3] == "connectionState" and r[4] == "connected" for r in list(panel.rows)) >= 2,
+               "the call to connect while it rings")
+        assert panel.phase == "ringing"
+        panel.answer()
+        assert "in call" in panel.status.value  # not "connecting…": no later row would update it
+    finally:
+        panel.hang_up()
+    assert panel.last_run is not None and panel.phase == "ended"
+
+
 def test_hang_up_ends_a_ringing_live_call() -> None:
     """Hang up ends a ringing live call by its own click, leaving a recorded run."""
     panel = CallPanel("answer-on-click", network="real")
