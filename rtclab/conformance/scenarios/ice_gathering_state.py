@@ -47,6 +47,12 @@ def _trickle_essentials(f: pd.DataFrame) -> dict[str, Any]:
     udp = [c.split()[4] for c in gathered if len(c.split()) > 5 and c.split()[2].lower() == "udp"]
     order = []
     for kind, value in mine[["kind", "value"]].itertuples(index=False):
+        if value == "gathering":
+            # Chromium 156 sometimes dispatches the first icecandidate event before the
+            # icegatheringstatechange to "gathering" (separate tasks; seen in one CI run in
+            # ~10), so the order of those two is not an essential; what the course relies on
+            # is candidates first, then "complete", then the null candidate.
+            continue
         step = "candidate" if value == "gathered" else ("null candidate" if value == "end" else f"{value}")
         if not order or order[-1] != step:
             order.append(step)
