@@ -250,9 +250,11 @@ async def mdn_app(app: App) -> None:
     ``addTrack``), both have an ``onnegotiationneeded`` handler, candidates are
     sent without end-of-candidates and added without a queue, errors are only
     logged, and the call is closed on ``disconnected``. The callee adds its
-    transceiver while it answers, so its own ``negotiationneeded`` then fires:
-    every call ends with a callee-initiated renegotiation. (The sample asks for
-    audio and video; the lab's camera is video only.)
+    transceiver while it answers, so its own ``negotiationneeded`` then fires and
+    it renegotiates right after its answer; if that re-offer reaches the caller
+    before the answer is applied, the sample's glare branch mishandles it (a
+    race Chromium shows too). (The sample asks for audio and video; the lab's
+    camera is video only.)
     """
     my: dict[str, Any] = {"pc": None, "webcam": None}  # myPeerConnection, webcamStream
 
