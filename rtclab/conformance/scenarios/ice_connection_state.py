@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import scenario, seconds_between, states, t_first
+from ..core import observed, scenario, seconds_between, states, t_first
 from ._common import JS_BOTH_CONNECTED, both_connected, machine_states
 
 FILE = "RTCPeerConnection-iceConnectionState"
@@ -199,4 +199,53 @@ scenario(
     peer=_back_after_failed,
     essentials=_after_failed_essentials,
     timeout_s=55.0,
+)
+
+
+def _selected_pair_row(h: Any, actor: str) -> str | None:
+    pairs = [r[4] for r in h.trace.rows if r[1] == actor and r[2] == "ice" and r[3] == "selected-pair"]
+    return pairs[-1] if pairs else None
+
+
+async def _one_way(h: Any) -> None:
+    a, b = h.pc("caller"), h.pc("callee")
+    a.createDataChannel("x")
+    h.wire(b, a, one_way=True)  # the callee's candidates reach the caller; the caller's are lost
+    await h.negotiate(a, b)
+    if not await h.wait_for(lambda: both_connected(a, b), 8):
+        return
+    for actor in ("caller", "callee"):
+        await h.wait_for(lambda actor=actor: _selected_pair_row(h, actor) is not None, 3)
+        h.note(actor, "selected pair", _selected_pair_row(h, actor) or "none")
+
+
+scenario(
+    name=f"{FILE}/one-way-candidates-prflx",
+    title="only the callee's candidates reach the caller: the call still connects, and the callee's selected pair "
+          "has a peer-reflexive remote candidate learnt from the caller's checks",
+    js=f"""async (h) => {{
+  const a = h.pc("caller"), b = h.pc("callee");
+  a.createDataChannel("x");
+  h.wire(b, a, {{oneWay: true}});
+  await h.negotiate(a, b);
+  if (!await h.waitFor(() => {JS_BOTH_CONNECTED}, 8)) return;
+  const pairOf = async (pc) => {{
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((s) => {{ if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); }});
+    if (!pair) return null;
+    return `${{stats.get(pair.localCandidateId).candidateType}}/${{stats.get(pair.remoteCandidateId).candidateType}}`;
+  }};
+  for (const [actor, pc] of [["caller", a], ["callee", b]]) {{
+    let pair = null;
+    const end = performance.now() + 3000;
+    while (pair === null && performance.now() < end) {{ pair = await pairOf(pc); if (pair === null) await h.sleep(0.05); }}
+    h.note(actor, "selected pair", pair || "none");
+  }}
+}}""",
+    peer=_one_way,
+    essentials=lambda f: {
+        **machine_states(f, machines=("connectionState",)),
+        **{f"{actor} selected pair": observed(f, actor, "selected pair") for actor in ("caller", "callee")},
+    },
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import calls, count, observed, scenario
+from ..core import calls, count, observed, scenario, states
 from ._common import JS_BOTH_CONNECTED, both_connected
 
 FILE = "RTCPeerConnection-onnegotiationneeded"
@@ -125,4 +125,69 @@ scenario(
         **{f"callee {k}": observed(f, "callee", k) for k in ("transceivers", "direction", "currentDirection", "renegotiated", "new candidates")},
         "caller first frame": count(f, "caller", "media", "first-frame") > 0,
     },
+)
+
+
+def _m_lines(sdp: str) -> int:
+    return sum(1 for line in sdp.splitlines() if line.startswith("m="))
+
+
+async def _empty_offer(h: Any) -> None:
+    a, b = h.pc("caller"), h.pc("callee")
+    h.wire(a, b)
+    (caller_cam,) = h.camera(video=True)
+    (callee_cam,) = h.camera(video=True)
+    await a.setLocalDescription()  # the offer, made before any track
+    h.note("caller", "offer m-lines", _m_lines(a.localDescription["sdp"]))
+    a.addTrack(caller_cam)  # in have-local-offer
+    await h.sleep(0.3)  # an observation window: an early event would show
+    h.note("caller", "negotiationneeded in have-local-offer", h.count("caller", "call", "negotiationneeded"))
+    await b.setRemoteDescription(a.localDescription)
+    b.addTrack(callee_cam)  # in have-remote-offer
+    await b.setLocalDescription()
+    h.note("callee", "answer m-lines", _m_lines(b.localDescription["sdp"]))
+    await h.wait_for(lambda: h.count("callee", "call", "negotiationneeded") > 0, 2)
+    await a.setRemoteDescription(b.localDescription)
+    await h.wait_for(lambda: h.count("caller", "call", "negotiationneeded") > 0, 2)
+    await h.sleep(0.5)  # an observation window: gathering or ICE would show
+
+
+def _empty_offer_essentials(f: Any) -> dict[str, Any]:
+    return {
+        "offer m-lines": observed(f, "caller", "offer m-lines"),
+        "answer m-lines": observed(f, "callee", "answer m-lines"),
+        "caller negotiationneeded in have-local-offer": observed(f, "caller", "negotiationneeded in have-local-offer"),
+        "caller negotiationneeded": count(f, "caller", "call", "negotiationneeded"),
+        "callee negotiationneeded": count(f, "callee", "call", "negotiationneeded"),
+        **{f"{actor} {m}": states(f, actor, m) for actor in ("caller", "callee") for m in ("iceGatheringState", "connectionState")},
+        "candidates gathered": count(f, None, "ice", "candidate", "gathered"),
+    }
+
+
+scenario(
+    name=f"{FILE}/addTrack-after-empty-offer",
+    title="an offer made before any track has no m-lines and the answer has none either; tracks added during the "
+          "exchange fire negotiationneeded only once each side is stable again; nothing is gathered, ICE stays new",
+    js="""async (h) => {
+  const a = h.pc("caller"), b = h.pc("callee");
+  h.wire(a, b);
+  const [callerCam] = await h.camera({video: true});
+  const [calleeCam] = await h.camera({video: true});
+  const mLines = (d) => (d.sdp.match(/^m=/gm) || []).length;
+  await a.setLocalDescription();
+  h.note("caller", "offer m-lines", mLines(a.localDescription));
+  a.addTrack(callerCam);
+  await h.sleep(0.3);
+  h.note("caller", "negotiationneeded in have-local-offer", h.count("caller", "call", "negotiationneeded"));
+  await b.setRemoteDescription(a.localDescription);
+  b.addTrack(calleeCam);
+  await b.setLocalDescription();
+  h.note("callee", "answer m-lines", mLines(b.localDescription));
+  await h.waitFor(() => h.count("callee", "call", "negotiationneeded") > 0, 2);
+  await a.setRemoteDescription(b.localDescription);
+  await h.waitFor(() => h.count("caller", "call", "negotiationneeded") > 0, 2);
+  await h.sleep(0.5);
+}""",
+    peer=_empty_offer,
+    essentials=_empty_offer_essentials,
 )
