@@ -18,11 +18,13 @@ CELLS = [
     and [`createOffer`](https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection/createOffer).
     """),
     code("""
+    %matplotlib inline
     import inspect
 
     import pandas as pd
 
     import rtclab
+    from rtclab import data, plots
     """),
     md("""
     ## Two callers
@@ -88,6 +90,20 @@ CELLS = [
     has a video section, so the answer carries the track and nothing more needs
     negotiating.
 
+    Both rules come from Chromium, not from aiortc. Two stored Chromium 156 traces show
+    them: a page that adds a microphone and a camera in one go gets a single
+    `negotiationneeded`, and a Chromium callee playing the `basic` callee against rtclab's
+    caller adds its camera while it answers and gets none:
+    """),
+    code("""
+    rows = ["addTrack", "negotiationneeded", "setRemoteDescription", "setLocalDescription"]
+    two_tracks = data.chromium_trace("RTCPeerConnection-onnegotiationneeded/two-addTrack-one-event")
+    as_callee = data.chromium_trace("basic-browser-callee").query("actor == 'callee'")
+    pd.concat({"two addTrack calls": two_tracks.query("name in @rows"),
+               "Chromium as the basic callee": as_callee.query("name in @rows")})[["t_ms", "actor", "name", "value", "detail"]]
+    """),
+    md("""
+
     In `offer-before-tracks` it fires **after** the offer, on both sides, and nobody is
     listening. Look at the times. The caller added its track while it was in
     `have-local-offer`; the browser's rule is to wait until the signaling state is `stable`
@@ -106,8 +122,8 @@ CELLS = [
     ## The outcome
 
     With no media section, no transport is set up: not a single candidate is gathered
-    (the gathering state may still pass through `gathering` to `complete`), ICE never
-    starts, and the call ends with nothing negotiated. rtclab calls that outcome
+    (`iceGatheringState` never leaves `new`), ICE never starts, and the call ends with
+    nothing negotiated. rtclab calls that outcome
     `no-media`. The textbook caller connects and media flows both ways.
     """),
     code("""
@@ -115,10 +131,42 @@ CELLS = [
     pd.DataFrame({flow: r.metrics[cols] for flow, r in runs.items()})
     """),
     md("""
-    In a browser the symptom is the same: an "it connects but I see nothing" call, or, as
-    here, one where nothing happens at all after the answer. There is no error message to
-    search for, which is what makes this mistake hard to find.
+    ## The same steps in Chromium
 
+    Everything this notebook said about the early offer (no media section in the offer
+    or the answer, `negotiationneeded` held back until `stable`, no gathering, no ICE) is
+    rtclab's emulation of a browser on top of aiortc, so it has to be checked against a
+    browser. The conformance suite (`python -m rtclab.conformance`) played the same steps
+    in Chromium 156 and stored the frame: two peer connections in one page on loopback,
+    the descriptions handed from one to the other directly (no signaling server),
+    candidates wired both ways. The caller makes its offer with no track and then adds
+    its camera; the callee applies the offer, adds its camera and answers; the caller
+    applies the answer. The calls the page made and what it read (`observe` rows; the
+    page waited 300 ms after the caller's `addTrack` before counting its
+    `negotiationneeded` events):
+    """),
+    code("""
+    chromium = data.chromium_trace("RTCPeerConnection-onnegotiationneeded/addTrack-after-empty-offer")
+    steps = "kind == 'call' and name not in ['RTCPeerConnection', 'steps-done', 'close']"
+    chromium.query(steps)[["t_ms", "actor", "name", "value", "detail"]]
+    """),
+    md("""
+    The same story as rtclab's: `m=[]` in the offer and in the answer; no
+    `negotiationneeded` on the caller while it sat in `have-local-offer`, one right after
+    the answer brought it back to `stable`; one on the callee right after its own answer.
+    Side by side, the state machines (rtclab's `offer-before-tracks` call on the left,
+    Chromium on the right): in both, gathering, ICE and the connection stay `new` on both
+    peers until the page closes them. The time axes differ (rtclab's signaling takes 20 ms
+    per message; the Chromium page passed descriptions directly but paused to observe).
+    """),
+    code("""
+    fig = plots.beside(runs["offer-before-tracks"], chromium, plot="states",
+                       titles=("rtclab: offer-before-tracks", "Chromium 156: addTrack after an empty offer"))
+    """),
+    md("""
+    In a browser the symptom is therefore the same: an "it connects but I see nothing"
+    call, or, as here, one where nothing happens at all after the answer. There is no
+    error message to search for, which is what makes this mistake hard to find.
     """),
     md("""
     ## Fix the code
@@ -177,8 +225,8 @@ CELLS = [
 
     1. Run `offer-before-tracks` with `topology="nat"`. Does the network make any difference
        to a call that negotiates nothing?
-    2. In the `offer-before-tracks` run, find the `iceGatheringState` rows. How long did
-       "gathering" last, and how many candidates did it produce?
+    2. In the `offer-before-tracks` run, look for `iceGatheringState` rows and count the
+       gathered candidates. What do you find, and does Chromium's trace above agree?
     3. In the `basic` run, the callee calls `addTrack` too. Why does that not fire
        `negotiationneeded` on the callee? (Hint: look at its `signalingState` when it calls
        `addTrack`, and at the offer's `m=[...]`.)

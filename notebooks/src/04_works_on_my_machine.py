@@ -24,10 +24,14 @@ CELLS = [
     to an outside port, and which outside packets it lets back in). Real NATs and
     firewalls vary more than four types, time mappings out, sometimes hairpin, sometimes
     block UDP altogether. Treat the results as an explanation of the mechanism, not as a
-    prediction for your users' networks.
+    prediction for your users' networks. Where the notebook says what a browser does, it
+    shows a stored Chromium 156 run beside rtclab's; those runs are on loopback, without
+    any NAT, and the notebook says what they can and cannot show.
     """),
     code("""
+    %matplotlib inline
     import rtclab
+    from rtclab import data, plots
     """),
     md("""
     ## On a flat network: rescued by a peer-reflexive candidate
@@ -66,6 +70,44 @@ CELLS = [
     lan.metrics.filter(like="selected_pair")
     """),
     md("""
+    ### The same rescue in Chromium
+
+    Learning a peer-reflexive candidate is ICE's rule, not an aiortc habit, so a browser
+    should be rescued the same way. The conformance suite checked it in Chromium 156: two
+    peer connections in one page, a data channel, only the callee's candidates handed to
+    the caller (the caller's are thrown away), and once both sides were connected the
+    page read each side's selected pair from `getStats()` (local type / remote type):
+    """),
+    code("""
+    prflx = data.chromium_trace("RTCPeerConnection-iceConnectionState/one-way-candidates-prflx")
+    prflx.query("name in ['addIceCandidate', 'connectionState', 'observe:selected pair']")[["t_ms", "actor", "name", "value", "detail"]]
+    """),
+    md("""
+    Only the caller added anything (the callee's candidate, then end-of-candidates). The
+    callee added nothing, connected all the same, and its selected pair has a `prflx`
+    remote candidate: the caller's address, learnt from the checks, as in rtclab's call.
+    The candidate plots side by side, rtclab's LAN call on the left (the caller's
+    candidates marked lost) and Chromium on the right (the caller's candidates gathered
+    and never delivered):
+    """),
+    code("""
+    fig = plots.beside(lan, prflx, plot="candidates",
+                       titles=("rtclab: answer-on-click on a LAN", "Chromium 156: only the callee's candidates delivered"))
+    """),
+    md("""
+    What such a browser run can and cannot show. It runs on one machine's loopback
+    interface, inside a network namespace that has no other, with no STUN or TURN server.
+    So Chromium's candidates are host candidates on `127.0.0.1` only (UDP, sometimes also
+    a TCP `active` one with port 9, which only dials out): no srflx, no relay, and no NAT
+    anywhere. Note too that the addresses are real ones, not mDNS `.local` names. Chrome
+    normally hides a host address behind a random `.local` name unless the page has
+    camera or microphone permission; the recording browser accepts camera requests
+    automatically (the switch `--use-fake-ui-for-media-stream`, and
+    `--allow-loopback-in-peer-connection` to gather on loopback at all; see
+    `rtclab.browser.CHROMIUM_ARGS`), which is the likely reason the raw address shows.
+    A page on the web that has not asked for the camera would trickle `.local` names.
+    """),
+    md("""
     ## Behind NATs: the same app fails
 
     Now the same app, with each machine behind its own NAT (`topology="nat"`; both NATs are
@@ -83,6 +125,29 @@ CELLS = [
     code("""
     failed = nat.events.query("kind == 'state' and name == 'connectionState' and value == 'failed'")
     failed[["t_ms", "actor", "prev", "value"]].assign(t_s=failed["t_ms"] / 1000)
+    """),
+    md("""
+    That is 15 s after the caller started `checking` (at about 1 s). The 15 s is a
+    browser's timer that rtclab reproduces (aiortc left alone would take longer; see
+    the README's "rtclab vs a browser"). A loopback Chromium cannot be put behind a NAT,
+    but it can run what the caller's side of this call amounts to: checks sent to a
+    candidate that never answers. The conformance suite stored that run (one remote
+    candidate, a UDP socket that receives and never replies):
+    """),
+    code("""
+    unanswered = data.chromium_trace("RTCPeerConnection-connectionState/unreachable-candidate")
+    unanswered.query("actor == 'caller' and name in ['addIceCandidate', 'iceConnectionState', 'connectionState']")[["t_ms", "name", "value"]]
+    """),
+    md("""
+    Chromium gives up about 15 s after `checking` too: `connectionState` goes `failed`
+    while `iceConnectionState` shows `disconnected`, as on rtclab's caller. Side by side
+    (rtclab left, Chromium right; the time axis turns logarithmic after the first
+    second). What Chromium cannot show here is *why* nothing answers: the NATs and their
+    filtering below are rtclab's simulation.
+    """),
+    code("""
+    fig = plots.beside(nat, unanswered, plot="states",
+                       titles=("rtclab: answer-on-click behind NATs", "Chromium 156: one candidate nobody answers"))
     """),
     md("""
     Why no rescue this time? The caller's checks go to the callee's two candidates: its
@@ -105,8 +170,9 @@ CELLS = [
     net.query("value == 'filtered'")[["t_ms", "name", "detail"]].head(5)
     """),
     md("""
-    The checks are retransmitted with growing gaps (the `t_ms` column), and every one
-    meets the same closed door until ICE gives up. This is the article's "works on my
+    The checks are retransmitted with growing gaps (the `t_ms` column; that schedule is
+    aioice's, and the browser traces do not record single checks), and every one meets
+    the same closed door until ICE gives up. This is the article's "works on my
     machine": the developer's two test machines sit on one network, where the lost
     candidates do not matter; the users' machines sit behind NATs, where they do.
 
@@ -161,8 +227,14 @@ CELLS = [
     relayed.outcome, relayed.metrics["selected_pair"]
     """),
     md("""
-    A relay costs a server that carries all the media, which is why ICE prefers every
-    direct pair and uses `relay` only when nothing else works.
+    A relay costs a server that carries all the media, which is why ICE's priorities
+    ([RFC 8445 §5.1.2](https://www.rfc-editor.org/rfc/rfc8445#section-5.1.2)) rank every
+    direct pair above a relayed one, so `relay` carries the call only when nothing else
+    works.
+
+    From here on the results are rtclab's simulation alone: the stored Chromium runs have
+    no NAT, no STUN and no TURN server, so they can neither confirm nor refute what a
+    NAT type does to a call.
 
     ## NAT types × ICE servers
 
@@ -231,6 +303,9 @@ CELLS = [
       and send to them; the same app then fails, after ICE has retried for a long time.
     * STUN (server-reflexive candidates) is enough behind cone-like and port-restricted NATs;
       behind symmetric NATs only a TURN relay gets through.
+    * Chromium 156, on loopback, shows the ICE half of the story: it learns a
+      peer-reflexive candidate from incoming checks, and it fails about 15 s after
+      `checking` when nothing answers. The NAT half has no browser run behind it here.
     * The NATs here are a model of RFC 4787's behaviours, useful to understand the
       mechanism; real networks have more variety.
 

@@ -25,7 +25,7 @@ CELLS = [
     import asyncio
 
     import rtclab
-    from rtclab import plots
+    from rtclab import data, plots
     """),
     md("""
     ## Vanilla ICE in code
@@ -81,6 +81,45 @@ CELLS = [
     ax = plots.candidates(vanilla)
     """),
     md("""
+    ## Vanilla ICE in Chromium
+
+    Two statements above are about browsers: `setLocalDescription` returns before any
+    candidate is in the description, and the description read once gathering is
+    `complete` carries them all. The conformance suite checked both in Chromium 156 (two
+    peer connections in one page, loopback only, no STUN or TURN server). The caller adds
+    a camera, calls `setLocalDescription`, waits for `iceGatheringState` to be `complete`
+    and hands its `localDescription` to the callee, which does the same with its answer;
+    no `icecandidate` handler passes anything on. The descriptions, the gathering and
+    connection states, and what the page read (`observe` rows):
+    """),
+    code("""
+    chromium = data.chromium_trace("RTCPeerConnection-iceGatheringState/vanilla-description-after-complete")
+    shown = "name in ['setLocalDescription', 'setRemoteDescription', 'iceGatheringState', 'connectionState'] or name.str.startswith('observe')"
+    chromium.query(shown, engine="python")[["t_ms", "actor", "name", "value", "detail"]]
+    """),
+    md("""
+    The offer had no candidate when `setLocalDescription` returned (`candidates=0`) and
+    had them once gathering was over: the callee applied an offer with `candidates=2`
+    (a UDP and a TCP host candidate on `127.0.0.1`, all there is to find on loopback).
+    The call connected without a single `addIceCandidate`; both sides were already
+    `connecting` before the caller had applied the answer, because the callee starts its
+    checks once it holds the offer's candidates and its own answer, and the caller
+    replies to them. rtclab's `Peer` behaves the
+    same way on both points (aiortc on its own would gather inside
+    `setLocalDescription`). One difference, listed in the README's "rtclab vs a browser"
+    table: Chromium's completed description has no `a=end-of-candidates` line, while
+    rtclab's (aiortc's) has one. Vanilla ICE never sends a later candidate, so here it
+    changes nothing.
+
+    The candidate plots side by side, rtclab's vanilla call behind NATs on the left and
+    Chromium on loopback on the right: every candidate is only gathered, and each side's
+    description is applied by the other after its last candidate.
+    """),
+    code("""
+    fig = plots.beside(vanilla, chromium, plot="candidates",
+                       titles=("rtclab: vanilla behind NATs", "Chromium 156: vanilla ICE on loopback"))
+    """),
+    md("""
     ## Which one connects sooner?
 
     Both styles connect on both topologies; the question is how soon. The table below
@@ -100,13 +139,13 @@ CELLS = [
     other. With trickle ICE the description can leave before gathering ends and
     connectivity checks can start on the first candidates, so gathering overlaps
     with signaling. How much that overlap saves depends on *when* the peer lets the
-    description go: a browser resolves `setLocalDescription` at once and gathers
-    afterwards, while aiortc gathers inside `setLocalDescription`. Check the README's
-    "rtclab vs a browser" table (row *when `setLocalDescription` resolves*) for how
-    the version of rtclab you are running emulates this; the numbers above are what
-    it measures. A browser, which also trickles each server-reflexive or relay
-    candidate as soon as its server answers, may give trickle ICE a larger lead,
-    especially when gathering is slow (a distant STUN server, a TURN allocation).
+    description go: Chromium resolves `setLocalDescription` at once and gathers
+    afterwards (the trace above), and so does rtclab's `Peer`. It also depends on how
+    long gathering lasts: with STUN and TURN servers, until the slowest one has answered.
+    Trickle ICE sends each candidate as it is found; vanilla ICE waits for the last.
+    The stored Chromium runs have no servers at all (loopback only), so the size of that
+    lead in a browser is not measured here; the numbers above come from rtclab's
+    simulated STUN server and links.
 
     Trickle ICE pays for its speed with more messages and more code (handlers for
     candidates, a queue for early ones, see notebooks 03 and 05). Vanilla ICE is
@@ -160,6 +199,9 @@ CELLS = [
       more messages, and set-up can overlap gathering with signaling.
     * What the overlap is worth depends on how long gathering takes and on when the
       implementation releases the description: measure it, as above.
+    * Chromium 156 (stored trace): `setLocalDescription` returns with no candidate in the
+      description, the description read after gathering carries them, and a call
+      connects on the two descriptions alone; rtclab does the same.
 
     The simulated network is a model (fixed latency per link, a STUN server inside the
     simulation); use it to compare the two styles, not to predict milliseconds on the
