@@ -37,7 +37,7 @@ CELLS = [
     from aioice import ice, stun
 
     import rtclab
-    from rtclab import plots
+    from rtclab import data, plots
     """),
     # ------------------------------------------------------------------ 01
     md("""
@@ -120,18 +120,22 @@ CELLS = [
     transport, so no packet ever needs to cross a NAT; the call fails before the network
     plays any part.
 
-    **Exercise 2.2.** In the `offer-before-tracks` run, find the `iceGatheringState` rows. How
-    long did "gathering" last, and how many candidates did it produce?
+    **Exercise 2.2.** In the `offer-before-tracks` run, look for `iceGatheringState` rows and
+    count the gathered candidates. What do you find, and does Chromium's trace agree?
     """),
     code("""
     early = rtclab.run("offer-before-tracks", seed=1)
-    print(early.events.query("name == 'iceGatheringState'")[["t_ms", "actor", "value"]].to_string(index=False))
-    early.metrics[["gathering_ms", "candidates_gathered"]]
+    chromium = data.chromium_trace("RTCPeerConnection-onnegotiationneeded/addTrack-after-empty-offer")
+    for label, frame in [("rtclab", early.events), ("Chromium 156", chromium)]:
+        gathering = frame.query("kind == 'state' and name == 'iceGatheringState'")
+        gathered = frame.query("kind == 'ice' and name == 'candidate' and value == 'gathered'")
+        print(f"{label}: {len(gathering)} iceGatheringState rows, {len(gathered)} candidates gathered")
     """),
     md("""
-    Only the callee has gathering rows, and they go straight from `gathering` to `complete`,
-    with no candidate at all: with no media section there is no
-    transport to gather for. The caller has no row, so its gathering state never left `new`.
+    Nothing on either side, in rtclab and in Chromium: no `iceGatheringState` row (both
+    peers stay `new`) and no candidate. An offer and an answer without a media section
+    need no transport, so there is nothing to gather for; the W3C states only move to
+    `gathering` when a transport starts gathering.
 
     **Exercise 2.3.** In the `basic` run, the callee calls `addTrack` too. Why does that not
     fire `negotiationneeded` on the callee?
