@@ -610,7 +610,7 @@ class _StunTurnServer:
         if method not in (stun.Method.ALLOCATE, stun.Method.REFRESH, stun.Method.CREATE_PERMISSION, stun.Method.CHANNEL_BIND):
             self._error(message, src, 400, "Bad Request", sign=False)
             return
-        # Long-term credentials (RFC 5389 section 10.2).
+        # Long-term credentials (RFC 8489 section 9.2; RFC 5389 section 10.2 before it).
         if "MESSAGE-INTEGRITY" not in message.attributes or "USERNAME" not in message.attributes:
             self._error(message, src, 401, "Unauthorized")
             return
