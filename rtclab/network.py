@@ -6,7 +6,8 @@ no callback is ready, the loop jumps straight to its next timer instead of
 sleeping. UDP endpoints created on that loop are in-memory transports attached
 to a :class:`SimNetwork`, which delivers datagrams with ``loop.call_at`` after a
 per-link latency (plus jitter, loss and serialization delay drawn from a seeded
-``random.Random``), through NATs of the classic RFC 4787 types, and to a STUN /
+``random.Random``), through NATs of the four classic (RFC 3489) types, built from
+RFC 4787's mapping and filtering behaviours, and to a STUN /
 TURN server living on the "internet" side. The real aiortc and aioice code runs
 unchanged on top; only a few wall-clock readers, thread users and hash orders
 are redirected, and only while (and where) a virtual loop is running.
@@ -498,7 +499,7 @@ class _Mapping:
 
 
 class _Nat:
-    """An RFC 4787 NAT: endpoint-independent or address-and-port-dependent mapping and filtering."""
+    """An RFC 4787 NAT: mapping endpoint-independent (per destination if symmetric); filtering none, by address, or by address and port."""
 
     def __init__(self, actor: str, public_ip: str, kind: str) -> None:
         if kind not in NAT_TYPES:
