@@ -655,12 +655,13 @@ class _Doctor:
             evidence |= pd.Series(fr.f.index.isin(ice.index[-1:]), index=fr.f.index)
         who = " and the ".join(f"{side} ({_plural(int(real.sum()), 'candidate')})" for side, real in silent)
         expl = (f"The {who} never sent end-of-candidates. End-of-candidates (RFC 8838) tells the other agent that no "
-                "more are coming, so it can give up once every check has failed. ")
+                "more are coming. A browser does not need it to give up: Chromium 156 reports 'failed' about 15 s after "
+                "checking starts, with or without it (RFC 8863 also forbids failing before its timer); an agent that waits "
+                "for it, as aiortc on its own does, stays in 'checking'. ")
         if stuck_sides:
-            expl += (f"The {' and the '.join(stuck_sides)} is still in 'checking' at the end of the trace: an agent that waits "
-                     "for it never gives up; Chromium gives up about 15 s after its checks fail either way.")
+            expl += (f"The {' and the '.join(stuck_sides)} is still in 'checking' at the end of the trace.")
         else:
-            expl += "Here the call did not need it; on a network where no candidate works, an agent that waits for it hangs."
+            expl += "Here the call did not need it."
         title = "Candidates never ended (no end-of-candidates)"
         self.add("no-end-of-candidates", title, "warning" if stuck_sides else "info", expl, fr.rows(evidence), "08_timeouts")
 
@@ -730,8 +731,10 @@ class _Doctor:
             return
         expl = (f"From the Answer click to media took {_ms(total)}; {_ms(span)} of it ({span / total:.0%}) is a new offer/answer "
                 f"round that the {offerer} started after the click (from {_ms(t_start)} until its answer was applied at "
-                f"{_ms(t_end)}): adding media on Answer makes answering wait for signaling. Fix: negotiate the media before "
-                "the user answers (counter-offer) and let Answer only unmute (replaceTrack / track.enabled).")
+                f"{_ms(t_end)}): adding media on Answer makes answering wait for signaling (the article's own flow does this). If that round "
+                "trip matters: negotiate the media before the user answers (an early answer, the counteroffer flow) and let "
+                "Answer only start sending (replaceTrack, or the transceiver's direction); the early connection shows the "
+                "callee's addresses to the caller before the user decides (notebook 13).")
         ev = (click & (fr.t == t_click)) | (started & (fr.t == t_start)) | first_offer | (answered & (fr.t == t_end)) | frames
         self.add("renegotiation-after-answer", "Answering waits for a renegotiation", "warning", expl, fr.rows(ev), "05_counteroffer")
 

@@ -6,7 +6,8 @@ no callback is ready, the loop jumps straight to its next timer instead of
 sleeping. UDP endpoints created on that loop are in-memory transports attached
 to a :class:`SimNetwork`, which delivers datagrams with ``loop.call_at`` after a
 per-link latency (plus jitter, loss and serialization delay drawn from a seeded
-``random.Random``), through NATs of the classic RFC 4787 types, and to a STUN /
+``random.Random``), through NATs of the four classic (RFC 3489) types, built from
+RFC 4787's mapping and filtering behaviours, and to a STUN /
 TURN server living on the "internet" side. The real aiortc and aioice code runs
 unchanged on top; only a few wall-clock readers, thread users and hash orders
 are redirected, and only while (and where) a virtual loop is running.
@@ -498,7 +499,7 @@ class _Mapping:
 
 
 class _Nat:
-    """An RFC 4787 NAT: endpoint-independent or address-and-port-dependent mapping and filtering."""
+    """An RFC 4787 NAT: mapping endpoint-independent (per destination if symmetric); filtering none, by address, or by address and port."""
 
     def __init__(self, actor: str, public_ip: str, kind: str) -> None:
         if kind not in NAT_TYPES:
@@ -610,7 +611,7 @@ class _StunTurnServer:
         if method not in (stun.Method.ALLOCATE, stun.Method.REFRESH, stun.Method.CREATE_PERMISSION, stun.Method.CHANNEL_BIND):
             self._error(message, src, 400, "Bad Request", sign=False)
             return
-        # Long-term credentials (RFC 5389 section 10.2).
+        # Long-term credentials (RFC 8489 section 9.2; RFC 5389 section 10.2 before it).
         if "MESSAGE-INTEGRITY" not in message.attributes or "USERNAME" not in message.attributes:
             self._error(message, src, 401, "Unauthorized")
             return

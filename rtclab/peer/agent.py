@@ -1,9 +1,10 @@
 """What rtclab changes in aioice's ICE agent: per connection, never globally.
 
-What the browser does (Chromium 156, measured; FACTS.md)
-    A candidate that arrives while the agent has nothing to check is checked
-    at once (RFC 8445 triggered/ordinary checks as soon as a pair exists).
-    A connected pair is pinged every few seconds; when responses stop,
+What the browser does (RFC 8445; Chromium 156 measured where it says so, FACTS.md)
+    A candidate that arrives while the agent has nothing to check makes a new
+    pair, checked in the agent's next pacing slot (RFC 8445 ordinary checks,
+    Ta = 50 ms by default; not timed in Chromium here). A connected pair keeps
+    being checked (consent freshness); when responses stop (Chromium 156),
     ``iceConnectionState`` turns ``disconnected`` ~6.6 s after the path was
     cut and ``connectionState`` ``failed`` ~16.6 s after it, and the
     connection is not closed. When the path comes back before ``failed``

@@ -1,6 +1,6 @@
 """``restartIce()``: new ICE credentials and candidates while the call goes on.
 
-What the browser does (W3C webrtc-pc and RFC 8445 section 9; not measured in Chromium here)
+What the browser does (W3C webrtc-pc and RFC 8445 section 9; Chromium 156 where it says so)
     ``restartIce()`` marks the local ICE credentials for replacement
     and fires ``negotiationneeded``; the next offer carries a new
     ``a=ice-ufrag``/``a=ice-pwd`` (as if ``createOffer({iceRestart: true})``);
@@ -9,7 +9,10 @@ What the browser does (W3C webrtc-pc and RFC 8445 section 9; not measured in Chr
     ufrag change in the offer and restarts too (new ufrag in its answer, new
     candidates). Connectivity checks run on the new candidates while media
     keeps flowing on the old pair; when a new pair is nominated, media moves
-    to it. DTLS and SRTP are untouched.
+    to it. DTLS and SRTP are untouched. Measured in Chromium 156 on a working
+    call (conformance ``RTCPeerConnection-restartIce/call-survives``):
+    ``negotiationneeded``, a new ufrag, new candidates, neither state machine
+    moves, data still flows. A restart of a ``failed`` call is not measured.
 What aiortc 1.16 does
     No ``restartIce``. ``createOffer`` always reuses the ICE credentials,
     ``RTCIceGatherer.gather`` and ``RTCIceTransport.start`` run once per

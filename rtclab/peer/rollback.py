@@ -21,7 +21,8 @@ What rtclab emulates
     rollback are closed, not carried over.
 
     Rollback of a *re*-negotiation (W3C: only the negotiation is undone, the
-    connection goes on; not measured in Chromium here), an offer made or
+    connection goes on; so in Chromium 156, conformance
+    ``RTCPeerConnection-setLocalDescription-rollback/during-established-call``), an offer made or
     received once a negotiation has completed (glare during a call, perfect negotiation's
     polite peer), keeps the aiortc connection: before such an offer is
     applied, the negotiation state aiortc keeps (signaling state, pending
