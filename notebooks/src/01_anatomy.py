@@ -17,8 +17,9 @@ CELLS = [
     **Prerequisites.** Notebook 00 (set-up check). Some idea of what an offer and an
     answer are helps; MDN's
     [Signaling and video calling](https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Signaling_and_video_calling)
-    is the reference this course leans on, next to the article *"Why doesn't your WebRTC
-    code work?"* (called "the article" below).
+    is the reference this course leans on, next to the article
+    [*Why your WebRTC calls aren't working: timing is everything*](https://scottiestech.info/2021/09/14/why-your-webrtc-calls-arent-working-timing-is-everything/)
+    (called "the article" below).
     """),
     code("""
     %matplotlib inline
@@ -86,9 +87,11 @@ CELLS = [
     """),
     md("""
     On the callee's side the offer arrives, the page creates its own peer connection, sets
-    the offer as its remote description, adds its camera, and creates the answer. In the
-    article's words this answer is a *counter-offer*: it says "I am here, let's
-    negotiate", not "the user picked up". Meanwhile candidates keep arriving from the
+    the offer as its remote description, adds its camera, and creates the answer. The
+    article calls this answer a *counter-offer*. In SDP offer/answer (RFC 3264) an answer
+    ends the negotiation (a provisional one would be a `pranswer`), but the article's
+    point stands: the answer means "my browser can take this call", not "the user picked
+    up"; accepting the call is a message of the app's own (notebooks 05 and 13). Meanwhile candidates keep arriving from the
     caller and are added as they come.
     """),
     code("""
@@ -210,7 +213,7 @@ CELLS = [
     md("""
     ## Summary
 
-    * A call is offer → answer (a counter-offer, in the article's words) → candidates
+    * A call is offer → answer (the article's "counter-offer") → candidates
       trickled both ways → connectivity checks → a selected pair → `connected` → media.
     * Each peer runs four state machines; `connectionState` is the one that says whether the
       call works; rtclab reports the browser's states (checked against Chromium 156).

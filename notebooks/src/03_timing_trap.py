@@ -71,7 +71,9 @@ CELLS = [
     callee's, started checking, and its checks reached the callee directly. Notebook 04
     explains this rescue (a *peer-reflexive* candidate) and shows it fail as soon as
     there is a NAT in the way. The article's fix, creating the peer connection as soon
-    as the offer arrives, is notebook 05.
+    as the offer arrives, is notebook 05. The rule behind it is "never drop a candidate":
+    a callee that waits for the click but queues the early candidates (`queue-on-click`,
+    notebooks 11 and 14) connects too.
 
     ## When messages overtake each other
 

@@ -8,7 +8,7 @@ CELLS = [
     answering the call*. The callee's page creates its peer connection the moment an
     offer arrives, replies at once with an answer (the article calls it a
     "counter-offer"), keeps every candidate that shows up early, and lets the user's
-    **Answer** click do little more than switch the camera on.
+    **Answer** click add the camera.
 
     A word on that term. In SDP offer/answer (RFC 3264) an *answer* concludes the
     negotiation; a provisional one would be a `pranswer`. What the article describes is

@@ -79,7 +79,7 @@ CELLS = [
     **What it means for the page.** A tempting design is "start a timer when ICE starts
     `checking`, and hang up if it is not `connected` 20 seconds later". In this call,
     in rtclab and in Chromium, `checking` never comes, so that timer never starts and the
-    user waits forever. Start the timer when the *call* starts (the click on *Call*, or
+    user waits forever (Chromium 156, watched for 90 s: both peers still `new`). Start the timer when the *call* starts (the click on *Call*, or
     the arrival of the offer) and stop it at `connected`. (aiortc on its own says
     `checking` here; the README's "rtclab vs a browser" table lists such differences.)
 
@@ -136,7 +136,8 @@ CELLS = [
     timer has run out, whatever the candidates look like, because a peer-reflexive
     candidate can still turn up from the other side's checks (it recommends 39.5 s;
     Chromium 156 waits ~15 s). rtclab emulates Chromium's 15 s; aiortc on its own follows
-    its STUN retransmission schedule instead and takes about a minute.
+    its STUN retransmission schedule instead: about a minute with end-of-candidates
+    (63.5 s), and without it, it never fails.
 
     The states side by side: rtclab's `basic` call on the left, Chromium with
     end-of-candidates on the right.
@@ -202,13 +203,14 @@ CELLS = [
     that point the endpoint must stop sending. It says nothing about the W3C states. What
     Chromium 156 shows the page is different and faster: `disconnected` after ~6 s
     without answers, `connectionState` `failed` after ~16 s, and an `iceConnectionState`
-    that stays `disconnected`. Both are "the standard" in their own layer; the page only
-    ever sees the browser's.
+    that stays `disconnected`. RFC 7675 sets the consent timers; the W3C states leave their timing to the browser,
+    and Chromium's come from libwebrtc's own connection timers. The page only ever sees
+    the browser's.
 
     **What it means for the page.** `disconnected` is not the end of a call: the path may
     come back (notebook 12 shows a call recovering by itself, and one brought back with
     `restartIce()`). `failed` on `connectionState` is the signal to act. An app that waits
-    for `iceConnectionState == "failed"` after a cut waits forever in Chromium.
+    for `iceConnectionState == "failed"` after a cut still waits in Chromium as long as it was watched (75 s).
     """),
     md("""
     ## Fix the code

@@ -4,9 +4,10 @@ CELLS = [
     md("""
     # 9 · Playground: the call panel
 
-    **Overview.** The MDN sample app has three buttons: *Call*, *Answer* (in this
-    course's version of the story) and *Hang up*. rtclab's `CallPanel` puts the same
-    buttons, and the run parameters you met in notebooks 01–08, into one widget. Click
+    **Overview.** The MDN sample app calls whoever you click in its user list, answers an
+    incoming call by itself, and has a *Hang up* button; this course adds the *Answer*
+    click the article is about. rtclab's `CallPanel` puts *Call*, *Answer* and *Hang up*,
+    and the run parameters you met in notebooks 01–08, into one widget. Click
     through calls, change the network, and watch the event table and the timing plot
     of each call. This notebook shows the panel, explains its controls, then drives it
     from code so that you can check what it does.
@@ -127,7 +128,7 @@ CELLS = [
 
 
     async def my_callee(app):
-        pc = app.RTCPeerConnection()  # ready before the offer: no candidate can come too early
+        pc = app.RTCPeerConnection()  # ready before the offer; a candidate that overtook the offer would still need a queue
         send_candidates(app, pc)
 
         async def on_message(msg):

@@ -7,7 +7,7 @@ CELLS = [
     md("""
     # 10 · Solutions to the exercises
 
-    **Overview.** Every notebook from 01 to 08 ends with a few "Try this" exercises, and
+    **Overview.** Notebooks 01 to 08 and 11 to 14 end with a few "Try this" exercises, and
     notebooks 02 to 08 also with a fix-the-code exercise. This notebook answers the
     "Try this" exercises one section per notebook, then fixes each broken app (last
     section, "Fix-the-code exercises"), with its check passing. For "Try this", each
@@ -25,8 +25,7 @@ CELLS = [
 
     **Time.** As long as you like: read a section after its notebook's exercises.
 
-    **Prerequisites.** Notebooks 01–08 (each section assumes you have read the notebook it
-    answers). Notebook 09's exercises are answered by pointers at the end.
+    **Prerequisites.** The notebook each section answers (01–08, 11–14). Notebook 09's exercises are answered by pointers at the end.
     """),
     code("""
     %matplotlib inline
@@ -293,9 +292,10 @@ CELLS = [
     stun.RETRY_RTO, stun.RETRY_MAX
     """),
     md("""
-    The number of `filtered` rows is one send plus that many retransmissions, and the first gap
-    is the first timeout. When the last one times out the pair fails, and with no other pair
-    left ICE fails: the long wait measured in notebook 04.
+    Each gap doubles, and the first one is the first timeout. Only the sends of the first
+    15 s appear: the call fails 15 s after its checks began (Chromium 156's timer, which
+    rtclab emulates; notebook 08 b), before aioice's schedule (failure at 63.5 s) or
+    RFC 8489's (39.5 s) would have ended.
     """),
     # ------------------------------------------------------------------ 05
     md("""
@@ -546,9 +546,9 @@ CELLS = [
     it does not care why the checks go unanswered. What moves is the start. With STUN on,
     the requests to the STUN server are lost too, and aiortc holds its connectivity checks
     until its own gathering has finished, which here means until its fixed 5-second STUN
-    timeout. That part is an aiortc limitation, not browser behaviour: a browser gathers
-    host candidates and checks them while the STUN request is still pending, so `checking`
-    would start at once.
+    timeout. That part is an aiortc limitation, not browser behaviour: a browser trickles host
+    candidates as it finds them (Chromium 156 fires `icecandidate` before gathering
+    completes), so its `checking` need not wait for STUN (not timed in Chromium here).
 
     **Exercise 8.3.** In (b), try `link_loss=0.5`. Does the call connect, and how much later
     than with no loss?
@@ -794,8 +794,8 @@ CELLS = [
     print(round((slow["t_answer_click_ms"] - slow["t_first_frame_callee_ms"]) / (1000 / 30)), "frames at 30 frames per second")
     """),
     md("""
-    Close to five seconds of video: the frames arrive and are decoded whether or not the
-    page shows them. That is claim 9's verdict in numbers.
+    Close to five seconds of video: the frames arrive whether or not the page shows them
+    (rtclab's callee decodes them too). That is claim 9's verdict in numbers.
 
     **Exercise 14.3.** For claim 13, keep the channel in order (`reorder=0`, jitter only):
     does the MDN sample still lose calls?
@@ -1189,8 +1189,9 @@ CELLS = [
 
     * Most answers come from one idea per notebook: candidates need a peer connection and a
       remote description to land on (01, 03, 05), an offer describes only what exists when it
-      is made (02), NATs decide which pairs can work (04), and every WebRTC timeout is long
-      (04, 08).
+      is made (02), NATs decide which pairs can work (04), and the browser's timers are its own
+      (~6 s to `disconnected`, 15 s to `failed`), with none at all when no candidate was
+      exchanged (08, 12).
     * Where a result here differs from what you expected, trust the event table: it is what
       the run did.
     """),

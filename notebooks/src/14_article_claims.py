@@ -189,8 +189,9 @@ CELLS = [
     An app cannot mute what it sends that way. `track.muted` is the browser's flag on a
     *received* track: muted until the first packet arrives, then `unmute` (rtclab and
     Chromium agree, stored trace `RTCPeerConnection-ontrack/muted-until-first-packet`).
-    If the caller sends, the callee's browser receives and decodes it, whether or not
-    the page shows it. In the article's own flow the caller's frames reach the callee
+    If the caller sends, the callee's browser receives it, whether or not the page shows
+    it (rtclab's callee also decodes it; whether Chromium decodes video that no element
+    renders was not measured). In the article's own flow the caller's frames reach the callee
     before the click; `counteroffer` gates them with `replaceTrack(None)` until the
     callee accepts:
     """),
@@ -199,7 +200,7 @@ CELLS = [
         run = rtclab.run(flow)
         print(f"{flow:13} callee's first caller frame at {run.metrics['t_first_frame_callee_ms']} ms, click at {run.metrics['t_answer_click_ms']} ms")
     verdict(9, "the caller's stream is sent muted until the callee answers", "does not hold",
-            "article: frames decoded before the click; gate with replaceTrack(null)/direction/enabled")
+            "article: frames reach the callee before the click; gate with replaceTrack(null)/direction/enabled")
     """),
     md("""
     ## 10. The caller unmutes only when the callee accepts
@@ -289,7 +290,7 @@ CELLS = [
     lost = rtclab.run("basic", link_loss=1.0, stun=False)
     print(lost.events.query("kind == 'state' and name in ['connectionState', 'signalingState'] and value in ['failed', 'closed']")[["t_ms", "actor", "name", "value"]].to_string(index=False))
     verdict(14, "a short window, then the browser closes the connection", "does not hold",
-            "no candidates: stays new forever; unreachable: failed after ~15 s, not closed")
+            "no candidates: stays new (Chromium: still new after 90 s); unreachable: failed after ~15 s, not closed")
     """),
     md("""
     The `closed` rows come at the end of the run, when rtclab's runner (the "app") closes
@@ -320,7 +321,8 @@ CELLS = [
 
     It does more, and less: it creates the ICE agent and the four state machines, but it
     contacts no server yet. Gathering (and so any contact with STUN or TURN) starts only
-    at `setLocalDescription`:
+    at `setLocalDescription`, with the default `iceCandidatePoolSize` of 0 (a candidate
+    pool, W3C `RTCConfiguration`, lets the browser gather earlier):
     """),
     code("""
     caller = basic.events.query("actor == 'caller' and name in ['RTCPeerConnection', 'setLocalDescription', 'iceGatheringState']")
