@@ -50,9 +50,9 @@ code                                      what the frame shows                  
                                           never
 ``needs-turn``                            every candidate arrived, ICE failed,   ``04_works_on_my_machine``
                                           NAT (srflx) on both sides, no relay
-``renegotiation-after-answer``            most of answer-to-media is an          ``05_counteroffer``
+``renegotiation-after-answer``            most of answer-to-media is an          ``11_answering_the_call``
                                           offer/answer round after the click
-``hangup-on-disconnected``                closed or hung up soon after           ``08_timeouts``
+``hangup-on-disconnected``                closed or hung up soon after           ``12_when_calls_break``
                                           ``disconnected``, before ``failed``
 ``swallowed-errors``                      errors the app caught and only logged  ``03_timing_trap``
 ``handler-errors``                        errors thrown out of the message       ``03_timing_trap``
@@ -736,7 +736,7 @@ class _Doctor:
                 "Answer only start sending (replaceTrack, or the transceiver's direction); the early connection shows the "
                 "callee's addresses to the caller before the user decides (notebook 13).")
         ev = (click & (fr.t == t_click)) | (started & (fr.t == t_start)) | first_offer | (answered & (fr.t == t_end)) | frames
-        self.add("renegotiation-after-answer", "Answering waits for a renegotiation", "warning", expl, fr.rows(ev), "05_counteroffer")
+        self.add("renegotiation-after-answer", "Answering waits for a renegotiation", "warning", expl, fr.rows(ev), "11_answering_the_call")
 
     def hangup_on_disconnected(self) -> None:
         fr = self.fr
@@ -761,7 +761,7 @@ class _Doctor:
                     "a moment of loss); Chromium reports 'failed' about 10 s later if it does not. Fix: end the call on 'failed' "
                     "(or after your own grace period), or try restartIce() while disconnected.")
             self.add("hangup-on-disconnected", "'disconnected' treated as the end of the call", "warning", expl,
-                     fr.rows((disc & (fr.t == t_d)) | (end & (fr.t == t_end))), "08_timeouts")
+                     fr.rows((disc & (fr.t == t_d)) | (end & (fr.t == t_end))), "12_when_calls_break")
 
     # -- errors ------------------------------------------------------------------------
 

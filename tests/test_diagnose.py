@@ -156,7 +156,7 @@ def test_renegotiation_after_answer():
     ]
     d = diagnose(_frame(base + reneg))
     f = d["renegotiation-after-answer"]
-    assert f.severity == "warning" and f.notebook == "05_counteroffer"
+    assert f.severity == "warning" and f.notebook == "11_answering_the_call"
     assert "200 ms" in f.explanation and "240 ms" in f.explanation
     unmute = base + [(1000, "callee", "call", "replaceTrack", "ok"), (1040, "caller", "media", "first-frame", "video")]
     assert "renegotiation-after-answer" not in diagnose(_frame(unmute)).codes
@@ -170,6 +170,7 @@ def test_hangup_on_disconnected():
     d = diagnose(load_trace(DATA / "traces" / "rtcstats-js-hangup.jsonl"))
     f = d["hangup-on-disconnected"]
     assert f.severity == "warning" and list(f.evidence.value) == ["disconnected", "ok"]
+    assert f.notebook == "12_when_calls_break"
     patient = _frame([
         (0, "caller", "state", "connectionState", "connected"),
         (100, "caller", "state", "connectionState", "disconnected"),
