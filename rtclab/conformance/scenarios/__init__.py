@@ -17,6 +17,7 @@ MODULES = (
     "set_remote_description_answer",
     "set_remote_description_rollback",
     "set_local_description_rollback",
+    "perfect_negotiation",
     "restart_ice",
     "ice_transport_policy",
     "remove_track",
