@@ -14,15 +14,41 @@ What rtclab emulates
     The browser's checks and error names (``browser_errors``); the implicit
     rollback of :mod:`rtclab.peer.rollback`; the early resolution of
     :mod:`rtclab.peer.trickle`; transceivers unknown to the offer are marked
-    inactive for the answer.
+    inactive for the answer; a remote offer whose m-lines change the order
+    already negotiated, or an answer whose m-lines are not the offer's, is
+    ``InvalidAccessError`` (JSEP keeps m-line order; Chromium 156 refuses
+    both, with the messages used here: conformance scenario
+    ``RTCPeerConnection-perfect-negotiation/glare-during-call-naive-both-answer``).
 """
 
 from __future__ import annotations
 
-from aiortc import RTCSessionDescription
+from typing import Any
 
-from .errors import InvalidStateError
+from aiortc import RTCSessionDescription
+from aiortc import sdp as _sdp
+
+from .errors import InvalidAccessError, InvalidStateError
 from .sdp import _as_description, _check_sdp, _summary, _with_candidates, strip_candidates
+
+
+def _check_mline_order(before: Any, sdp: str, kind: str) -> None:
+    """``InvalidAccessError`` unless a remote offer keeps the negotiated m-lines' mids in their places,
+    or a remote answer has the offer's mids in the offer's order (Chromium 156's checks and messages)."""
+    if before is None or kind not in ("offer", "answer"):
+        return
+    old = [m.rtp.muxId for m in before.media]
+    new = [m.rtp.muxId for m in _sdp.SessionDescription.parse(sdp).media]
+    if kind == "offer" and any(n != o for n, o in zip(new, old)):
+        raise InvalidAccessError(
+            "Failed to execute 'setRemoteDescription': Failed to set remote offer sdp: "
+            "The order of m-lines in subsequent offer doesn't match order from previous offer/answer."
+        )
+    if kind == "answer" and new != old:
+        raise InvalidAccessError(
+            "Failed to execute 'setRemoteDescription': Failed to set remote answer sdp: "
+            "The order of m-lines in answer doesn't match order in offer. Rejecting answer."
+        )
 
 
 class DescriptionsMixin:
@@ -129,6 +155,13 @@ class DescriptionsMixin:
             state = self._states["signalingState"]
             if desc["type"] == "offer" and state == "have-local-offer" and self.emulate_rollback:
                 await self._do_rollback(explicit=False)
+            if self.browser_errors and desc["type"] == "offer":
+                _check_mline_order(self._current[1], desc["sdp"], "offer")
+            elif self.browser_errors and desc["type"] == "answer" and self._states["signalingState"] == "have-local-offer":
+                offer = self._pending_local  # the local offer as applied (trickle), else aiortc's
+                before = _sdp.SessionDescription.parse(offer["sdp"]) if offer and offer["type"] == "offer" else \
+                    getattr(self._pc, "_RTCPeerConnection__localDescription")()
+                _check_mline_order(before, desc["sdp"], "answer")
             if self.browser_errors and desc["type"] in ("answer", "pranswer") and self._states["signalingState"] != "have-local-offer":
                 raise InvalidStateError(
                     f"Failed to execute 'setRemoteDescription': Failed to set remote answer sdp: Called in wrong state: {self._states['signalingState']}"

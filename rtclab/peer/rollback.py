@@ -36,6 +36,17 @@ What rtclab emulates
     (:mod:`rtclab.peer.restart`). The saved fields are aiortc 1.16 private
     attributes; :data:`SAVED` lists them and ``tests/test_peer.py`` fails if
     they change. Switch: ``Peer(rollback=False)``.
+
+    Glare during a call, measured in Chromium 156 (conformance scenarios
+    ``RTCPeerConnection-perfect-negotiation/glare-during-call-*``): the call
+    stays connected, the polite side's rollback and answer work as above.
+    Two details rtclab follows: the mids a rolled-back *local* re-offer used
+    are never given out again (the next offer numbers its new m-lines after
+    them), and a transceiver the app added before that offer loses the
+    m-line index the offer gave it. A remote offer whose m-lines are not in
+    the order already negotiated is refused with ``InvalidAccessError``
+    (:mod:`rtclab.peer.descriptions`): this is how naive code that answered
+    both crossing offers ends up with two sides that disagree.
 """
 
 from __future__ import annotations
@@ -76,6 +87,9 @@ class _Saved:
             id(t): {name: copy.copy(getattr(t, name)) for name in SAVED["RTCRtpTransceiver"]}
             for t in pc.getTransceivers()
         }
+        for t in pc.getTransceivers():
+            if t.mid is None:  # not negotiated yet: the m-line index createOffer gave it is the offer's, not its own
+                self.transceivers[id(t)][_T + "mline_index"] = None
 
     def restore(self) -> list[Any]:
         """Put the saved state back; returns the transceivers a remote offer had created."""
@@ -159,7 +173,10 @@ class RollbackMixin:
             await asyncio.wait([self._gathering])  # aiortc applies the offer first
         self._gathering = None
         self._pending_local = None
+        seen = getattr(self._pc, _PC + "seenMids")
+        offered = set(seen) if state == "have-local-offer" else set()
         from_remote = saved.restore()
+        seen.update(offered)  # Chromium 156 never reuses a mid its rolled-back offer used (conformance: perfect-negotiation)
         for t in from_remote:  # a transceiver the remote offer created goes away with it
             self._spawn(t.stop())
         self._restart_rollback()

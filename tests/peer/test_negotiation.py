@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtclab import media
 from rtclab.network import SimNetwork, run_sim
-from rtclab.peer import InvalidAccessError, Peer
+from rtclab.peer import InvalidAccessError, InvalidStateError, Peer
 from rtclab.peer import restart as restart_mod
 from rtclab.peer.rollback import SAVED
 from rtclab.trace import Trace
@@ -413,7 +413,8 @@ def test_rollback_during_a_call_keeps_it(network: str) -> None:
             assert (audio.mid, audio.currentDirection) == (None, None)  # not in the caller's offer: still to negotiate
             await call.negotiate(callee, caller)  # then the callee offers its audio
             await until(lambda: audio.currentDirection is not None, "audio negotiated")
-            assert [t.mid for t in callee.getTransceivers()] == ["0", "1"]
+            # mid 1 went with the rolled-back offer: as in Chromium 156, it is not given out again
+            assert [t.mid for t in callee.getTransceivers()] == ["0", "2"]
             later = tr.rows[mark:]
             assert not [r for r in later if r[3] in ("connectionState", "iceConnectionState")]
             assert states(tr, "callee", "signalingState")[-6:] == [
@@ -472,6 +473,75 @@ def test_glare_during_a_call_rolls_back_implicitly_and_keeps_it() -> None:
             await until(lambda: len(rows(tr, actor="callee", name="negotiationneeded")) == 2, "the callee's event, again")
             assert caller.connectionState == callee.connectionState == "connected"
             assert caller.getTransceivers()[0].currentDirection == "inactive"  # the caller's recvonly x the callee's recvonly
+
+    play("sim", main)
+
+
+def mids_of(desc: dict[str, str]) -> list[str]:
+    return [line.split(":", 1)[1] for line in desc["sdp"].splitlines() if line.startswith("a=mid:")]
+
+
+def test_polite_rollback_leaves_its_own_new_transceiver_for_the_next_offer() -> None:
+    """Polite callee adds video, the caller audio, both offer: after the rollback and answer the video is offered
+    on its own m-line (aiortc kept the rolled-back offer's m-line index and gave it the audio's mid)."""
+
+    async def main() -> None:
+        async with article_call() as call:
+            tr, caller, callee = call.trace, call.caller, call.callee
+            call.auto = False
+            caller.addTransceiver("audio")
+            callee.addTransceiver("video")
+            await callee.setLocalDescription(await callee.createOffer())
+            await caller.setLocalDescription(await caller.createOffer())
+            await callee.setRemoteDescription(caller.localDescription)  # glare: the polite side rolls back
+            await callee.setLocalDescription(await callee.createAnswer())
+            await caller.setRemoteDescription(callee.localDescription)
+            assert [(t.kind, t.mid) for t in callee.getTransceivers()] == [("video", "0"), ("video", None), ("audio", "1")]
+            await callee.setLocalDescription(await callee.createOffer())  # its video still needs negotiating
+            assert mids_of(callee.localDescription) == ["0", "1", "2"]
+            await caller.setRemoteDescription(callee.localDescription)
+            await caller.setLocalDescription(await caller.createAnswer())
+            await callee.setRemoteDescription(caller.localDescription)
+            assert [t.currentDirection for t in callee.getTransceivers()] == ["recvonly", "sendonly", "recvonly"]
+            assert not [r for r in rows(tr, kind="error")]
+            assert caller.connectionState == callee.connectionState == "connected"
+
+    play("sim", main)
+
+
+def test_naive_glare_during_a_call_leaves_the_sides_disagreeing() -> None:
+    """Both sides answer the crossing offers (as Chromium 156 does): the late answers are InvalidStateError, the
+    caller's next offer numbers its new m-line after the rolled-back one, and the callee refuses it."""
+
+    async def main() -> None:
+        async with article_call() as call:
+            tr, caller, callee = call.trace, call.caller, call.callee
+            call.auto = False
+            call.tracks += media.getUserMedia(video=True)  # type: ignore[attr-defined]
+            caller.addTrack(call.tracks[-1])  # a second video (a screen share) ...  # type: ignore[attr-defined]
+            call.tracks += media.getUserMedia(video=True)  # type: ignore[attr-defined]
+            callee.addTrack(call.tracks[-1])  # ... as the callee clicks Answer (reuses its recvonly transceiver)
+            await caller.setLocalDescription(await caller.createOffer())
+            await callee.setLocalDescription(await callee.createOffer())
+            offer_a, offer_b = caller.localDescription, callee.localDescription
+            assert mids_of(offer_a) == ["0", "1"]
+            await callee.setRemoteDescription(offer_a)
+            await callee.setLocalDescription(await callee.createAnswer())
+            await caller.setRemoteDescription(offer_b)
+            await caller.setLocalDescription(await caller.createAnswer())
+            answer_b = callee.localDescription
+            for pc, answer in ((caller, answer_b), (callee, caller.localDescription)):
+                with pytest.raises(InvalidStateError):
+                    await pc.setRemoteDescription(answer)
+            await caller.setLocalDescription(await caller.createOffer())
+            assert mids_of(caller.localDescription) == ["0", "2"]  # mid 1 went with the rolled-back offer
+            with pytest.raises(InvalidAccessError, match="order of m-lines in subsequent offer"):
+                await callee.setRemoteDescription(caller.localDescription)
+            with pytest.raises(InvalidAccessError, match="order of m-lines in answer"):
+                await caller.setRemoteDescription(answer_b)  # an answer to another offer
+            assert [r[4] for r in rows(tr, kind="error", name="setRemoteDescription")] == [
+                "InvalidStateError", "InvalidStateError", "InvalidAccessError", "InvalidAccessError"]
+            assert caller.connectionState == callee.connectionState == "connected"
 
     play("sim", main)
 
