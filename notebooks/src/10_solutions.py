@@ -756,6 +756,43 @@ CELLS = [
     md("""
     No: the renegotiation reuses the bundled transport and its relay allocation, so the
     click costs the same two messages and no candidate, relay or not.
+
+    **Exercise 11.4.** In Chromium's `glare-during-call-polite-renegotiates` trace the
+    polite callee's second video ends up as mid `3`. Which offer used mid `2`, and what
+    happened to it? Does rtclab's `Peer` number it the same way?
+    """),
+    code("""
+    own = rtclab.data.chromium_trace("RTCPeerConnection-perfect-negotiation/glare-during-call-polite-renegotiates")
+    own.query("actor == 'callee' and name in ['setLocalDescription', 'setRemoteDescription', 'negotiationneeded', 'observe:mids']")[["t_ms", "name", "value", "detail"]]
+    """),
+    md("""
+    The callee's first offer (its first `setLocalDescription` after the data call was
+    set up) already had two video sections: its camera and its second video, mids `1` and
+    `2`. The caller's colliding offer arrived; the polite callee's `setRemoteDescription`
+    rolled that offer back and applied the caller's, whose only video section is mid `1`,
+    and `addTrack`'s first transceiver took it. The second video was left with no mid,
+    `negotiationneeded` fired again, and the next offer named its section `3`: Chromium
+    does not hand out mid `2` again, although that offer was never answered.
+
+    rtclab's `Peer` runs the same scenario in the simulated network:
+    """),
+    code("""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rtclab.conformance import runner
+
+    (scenario,) = runner.selected(["RTCPeerConnection-perfect-negotiation/glare-during-call-polite-renegotiates"])
+    with ThreadPoolExecutor(1) as pool:  # the simulation runs its own event loop: not in the notebook's
+        mine = pool.submit(runner.run_sim, scenario).result()
+    mine.query("name in ['rollback', 'observe:mids']")[["actor", "name", "value", "detail"]]
+    """),
+    md("""
+    The same numbering, `1,3` on both sides, and the `rollback` row says what Chromium's
+    trace cannot show: an implicit rollback of a re-negotiation that kept the call. rtclab
+    keeps the mids of a rolled-back offer out of use because Chromium does. It matters in
+    notebook 11's naive run: had the caller's next offer reused mid `1`, the callee would
+    have accepted it and the naive code would have looked as if it worked; with mid `2`,
+    as in Chromium, the callee refuses it and the two sides stay in disagreement.
     """),
     # ------------------------------------------------------------------ 14
     md("""

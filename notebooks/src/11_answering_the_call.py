@@ -460,7 +460,7 @@ CELLS = [
        round gather new relay candidates?
     4. In Chromium's `glare-during-call-polite-renegotiates` trace, the polite callee's
        second video ends up as mid `3`. Which offer used mid `2`, and what happened to it?
-       Does rtclab's `Peer` number it the same way
-       (`rtclab.conformance.runner.run_sim(...)` runs a scenario)?
+       Does rtclab's `Peer` number it the same way? (`rtclab.conformance.runner.run_sim`
+       runs a scenario on `Peer`; in a notebook, call it from a worker thread.)
     """),
 ]
