@@ -400,8 +400,8 @@ CELLS = [
     impolite caller goes `have-local-offer` → `stable`, the polite callee
     `have-local-offer` → `stable` → `have-remote-offer` → `stable`, and `connectionState`
     stays `connected`. The one difference: Chromium's callee reports `iceConnectionState`
-    `new` for about 15 ms, from applying the caller's offer (which adds a video section)
-    until its answer, then `connected` again (the thin grey sliver in its ICE connection
+    `new` for a moment (10 to 60 ms in the runs recorded), from applying the caller's
+    offer (which adds a video section) until its answer, then `connected` again (the thin grey sliver in its ICE connection
     band; the naive trace has the same). rtclab's stays `connected`: this blip is not
     emulated. A page that reacts to every `iceConnectionState` change would see it;
     `connectionState` does not show it.

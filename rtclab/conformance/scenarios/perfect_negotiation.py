@@ -126,8 +126,9 @@ def _end(h: Any, a: Any, b: Any, made: dict[str, Any]) -> None:
 #: Chromium 156's blip, measured in both video-call scenarios and not emulated.
 ICE_BLIP = (
     "Chromium's callee reports iceConnectionState 'new' from the moment it applies the caller's re-offer (which adds a "
-    "video section) until its own answer is applied, about 15 ms, then 'connected' again; its connectionState does not "
-    "change and media goes on. rtclab's iceConnectionState stays 'connected': the blip is not emulated."
+    "video section) until its own answer is applied (10 to 60 ms in the runs recorded), then 'connected' again; its "
+    "connectionState does not change and media goes on. rtclab's iceConnectionState stays 'connected': the blip is "
+    "not emulated."
 )
 
 
