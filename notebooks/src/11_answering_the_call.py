@@ -396,6 +396,16 @@ CELLS = [
     (The page's own first-frame probe saw no frame on that video element, although the
     statistics count decoded frames; the scenario therefore does not compare media there.)
 
+    Side by side, the state machines: in both, the caller's signaling ends in
+    `have-local-offer` (the amber band that never closes) while the connection stays
+    `connected`:
+    """),
+    code("""
+    fig = plots.beside(naive, cr_naive, plot="states",
+                       titles=("rtclab: naive code, share at the click", "Chromium 156: naive code, crossing offers"))
+    """),
+    md("""
+
     **With the guard.** Chromium's signaling states next to rtclab's guarded run: the
     impolite caller goes `have-local-offer` → `stable`, the polite callee
     `have-local-offer` → `stable` → `have-remote-offer` → `stable`, and `connectionState`
