@@ -17,6 +17,11 @@ change                    "before" puts back
 ``gc_freeze``             no ``gc.freeze()`` after imports (sweep workers)
 ``media``                 a 320x240 camera built with ``np.roll`` and
                           ``np.concatenate``, VP8 denoiser on
+``emitter_grid``          the trickle emitter woken by ``asyncio.wait`` at
+                          every point of its 5 ms polling grid
+``virtual_loop``          asyncio's own ``_run_once`` on a heap of timer
+                          handles compared in Python, a real ``epoll`` poll
+                          every iteration
 ``all``                   every one of the above
 ========================  =====================================================
 
@@ -26,8 +31,10 @@ Not a test: no figure here is asserted anywhere.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
+import heapq
 import json
 import os
 import platform
@@ -47,6 +54,7 @@ from av import VideoFrame  # noqa: E402
 
 import rtclab  # noqa: E402
 from rtclab import lab, media, network  # noqa: E402
+from rtclab.peer.trickle import TrickleMixin  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "changes.json"
 
@@ -145,6 +153,60 @@ def _media_before() -> Iterator[None]:
         yield
 
 
+class _OldFifoTimerHandle(asyncio.TimerHandle):
+    """The timer handle before the tuple heap: ties broken by ``__lt__`` in Python."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Any, args: Any, loop: Any, context: Any, seq: int) -> None:
+        super().__init__(when, callback, args, loop, context=context)
+        self._seq = seq
+
+    def __lt__(self, other: Any) -> bool:
+        when, other_when = self._when, other._when
+        return when < other_when or (when == other_when and self._seq < other._seq)
+
+
+class _OldVirtualSelector(network._VirtualSelector):
+    def select(self, timeout: float | None = None) -> Any:
+        events = self._sel.select(0)
+        if events or timeout == 0:
+            return events
+        loop = self.loop
+        assert loop is not None
+        if timeout is None:
+            if loop.stall_error:
+                raise network.SimStalled(loop._stall_message())
+            return self._sel.select(None)
+        loop._vtime = max(loop._vtime, loop._scheduled[0]._when)
+        return []
+
+
+class _OldVirtualLoop(network.VirtualLoop):
+    """The virtual loop before #16's own ``_run_once``: asyncio's loop on handle objects."""
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        self._check_closed()
+        timer = _OldFifoTimerHandle(when, callback, args, self, context, next(self._timer_seq))
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    _run_once = asyncio.BaseEventLoop._run_once  # type: ignore[attr-defined]
+
+
+async def _old_await_news(self: Any, gathering: Any, step: float) -> None:
+    await asyncio.wait([gathering], timeout=step)
+
+
+@contextlib.contextmanager
+def _virtual_loop_before() -> Iterator[None]:
+    with _swap(network, "VirtualLoop", _OldVirtualLoop), _swap(network, "_VirtualSelector", _OldVirtualSelector):
+        yield
+
+
 BEFORE: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "result_building": lambda: _swap(lab, "_finish", _old_finish),
     "rate_counter": lambda: _swap(network, "_PATCHES", [t for t in network._PATCHES if t[1] != "RateCounter"]),
@@ -152,6 +214,8 @@ BEFORE: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "watcher": lambda: _swap(lab._Watcher, "_nothing_negotiated", _old_nothing_negotiated),
     "gc_freeze": _gc_unfrozen,
     "media": _media_before,
+    "virtual_loop": _virtual_loop_before,
+    "emitter_grid": lambda: _swap(TrickleMixin, "_await_news", _old_await_news),
 }
 
 
@@ -404,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, before in BEFORE.items():
         print(f"[changes] {name} …", flush=True)
         results[name] = {"short_trial": _interleaved(before, _short, n_short)}
-        if name in ("result_building", "watcher"):
+        if name in ("result_building", "watcher", "emitter_grid", "virtual_loop"):
             results[name]["ice_failure"] = _interleaved(before, _ice_failure, n_fail)
         if name == "media":
             results[name]["call_60s"] = _interleaved(before, _call_60s, n_call)

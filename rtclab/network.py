@@ -79,6 +79,11 @@ import socket
 import ipaddress
 import threading
 import time as _time_mod
+from asyncio.base_events import (  # the constants of asyncio's _run_once (VirtualLoop._run_once)
+    _MIN_CANCELLED_TIMER_HANDLES_FRACTION,
+    _MIN_SCHEDULED_TIMER_HANDLES,
+    MAXIMUM_SELECT_TIMEOUT as _MAXIMUM_SELECT_TIMEOUT,
+)
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -237,11 +242,18 @@ class _VirtualSelector(selectors.BaseSelector):
         self._sel.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        events = self._sel.select(0)
-        if events or timeout == 0:
-            return events
         loop = self.loop
         assert loop is not None
+        # Only the loop's own self-pipe registered (always, in a sim): no real
+        # event can be ready, and nothing ever blocks on the pipe (a thread's
+        # call_soon_threadsafe lands in the ready queue, seen every iteration),
+        # so the poll is skipped, unless the loop is about to wait for real.
+        if timeout is None or len(self._sel.get_map()) > 1:
+            events = self._sel.select(0)
+            if events or timeout == 0:
+                return events
+        elif timeout == 0:
+            return []
         if timeout is None:
             if loop.stall_error:
                 raise SimStalled(loop._stall_message())
@@ -250,55 +262,10 @@ class _VirtualSelector(selectors.BaseSelector):
         # positive timeout when no callback is ready).
         scheduled = loop._scheduled
         if scheduled:
-            loop._vtime = max(loop._vtime, scheduled[0]._when)
+            loop._vtime = max(loop._vtime, scheduled[0][0])
         else:  # pragma: no cover - asyncio computes the timeout from _scheduled
             loop._vtime += timeout
         return []
-
-
-class _FifoTimerHandle(asyncio.TimerHandle):
-    """A timer that, among timers due at the same instant, fires in scheduling order.
-
-    ``asyncio.TimerHandle`` compares by due time only, so equal-time timers leave
-    the heap in an order that depends on the heap's whole history (any extra or
-    cancelled timer elsewhere reshuffles them). On a virtual clock equal times
-    are common: two datagrams sent together on one link arrive together, and a
-    real link keeps them in order. Ties are broken by a sequence number.
-    """
-
-    __slots__ = ("_seq",)
-
-    def __init__(self, when: float, callback: Callable[..., Any], args: Any, loop: asyncio.AbstractEventLoop, context: Any, seq: int) -> None:
-        super().__init__(when, callback, args, loop, context=context)
-        self._seq = seq
-
-    def _key(self) -> tuple[float, int]:
-        return (self._when, self._seq)
-
-    # heapq compares with __lt__ only, tens of thousands of times in a long call: compared
-    # inline (no key tuples), with the same order as comparing (when, seq) tuples
-    def __lt__(self, other: Any) -> bool:
-        if isinstance(other, _FifoTimerHandle):
-            when, other_when = self._when, other._when
-            return when < other_when or (when == other_when and self._seq < other._seq)
-        return super().__lt__(other)
-
-    def __le__(self, other: Any) -> bool:
-        if isinstance(other, _FifoTimerHandle):
-            return self._key() <= other._key()
-        return super().__le__(other)
-
-    def __gt__(self, other: Any) -> bool:
-        if isinstance(other, _FifoTimerHandle):
-            return self._key() > other._key()
-        return super().__gt__(other)
-
-    def __ge__(self, other: Any) -> bool:
-        if isinstance(other, _FifoTimerHandle):
-            return self._key() >= other._key()
-        return super().__ge__(other)
-
-    __hash__ = asyncio.TimerHandle.__hash__
 
 
 class VirtualLoop(asyncio.SelectorEventLoop):
@@ -330,19 +297,89 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         return next(self._hash_seq)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.TimerHandle:  # type: ignore[override]
-        """``call_at`` whose timers due at the same instant fire first-in, first-out."""
+        """``call_at`` whose timers due at the same instant fire first-in, first-out.
+
+        ``asyncio.TimerHandle`` compares by due time only, so equal-time timers
+        would leave the heap in an order that depends on the heap's whole
+        history (any extra or cancelled timer elsewhere reshuffles them). On a
+        virtual clock equal times are common: two datagrams sent together on
+        one link arrive together, and a real link keeps them in order. So the
+        heap (``_scheduled``) holds ``(when, seq, timer)`` tuples: ties are
+        broken by a sequence number, and tuples compare in C (a long call
+        makes tens of thousands of heap comparisons).
+        """
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_at")
-        timer = _FifoTimerHandle(when, callback, args, self, context, next(self._timer_seq))
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
             del timer._source_traceback[-1]
-        heapq.heappush(self._scheduled, timer)
+        heapq.heappush(self._scheduled, (timer._when, next(self._timer_seq), timer))
         timer._scheduled = True
         return timer
+
+    def _run_once(self) -> None:
+        """One iteration of the loop: asyncio's ``_run_once`` on the ``(when, seq, timer)`` heap.
+
+        The same steps in the same order as ``BaseEventLoop._run_once`` of
+        Python 3.11 (drop cancelled timers, poll, move due timers to the ready
+        queue, run what was ready), so callbacks run in the same order.
+        """
+        scheduled = self._scheduled
+        sched_count = len(scheduled)
+        if sched_count > _MIN_SCHEDULED_TIMER_HANDLES and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION:
+            kept = []
+            for entry in scheduled:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._scheduled = scheduled = kept
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0][2]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)[2]._scheduled = False
+        ready = self._ready
+        if ready or self._stopping:
+            timeout: float | None = 0
+        elif scheduled:
+            timeout = min(max(0.0, scheduled[0][0] - self._vtime), _MAXIMUM_SELECT_TIMEOUT)
+        else:
+            timeout = None
+        event_list = self._selector.select(timeout)
+        if event_list:
+            self._process_events(event_list)
+        event_list = None
+        end_time = self._vtime + self._clock_resolution
+        pop = heapq.heappop
+        while scheduled and scheduled[0][0] < end_time:
+            handle = pop(scheduled)[2]
+            handle._scheduled = False
+            ready.append(handle)
+        if self._debug:  # pragma: no cover - asyncio's own loop, with its slow-callback warnings
+            for _ in range(len(ready)):
+                handle = ready.popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    self._current_handle = handle
+                    t0 = self.time()
+                    handle._run()
+                    if self.time() - t0 >= self.slow_callback_duration:
+                        logger.warning("Executing %s took %.3f seconds", handle, self.time() - t0)
+                finally:
+                    self._current_handle = None
+            return
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if not handle._cancelled:
+                handle._run()
 
     @staticmethod
     def _sim_task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:  # type: ignore[type-arg]
