@@ -19,6 +19,8 @@ change                    "before" puts back
                           ``np.concatenate``, VP8 denoiser on
 ``emitter_grid``          the trickle emitter woken by ``asyncio.wait`` at
                           every point of its 5 ms polling grid
+``check_tick``            aioice's check loop woken by ``asyncio.sleep`` every
+                          20 ms while it waits for remote candidates
 ``virtual_loop``          asyncio's own ``_run_once`` on a heap of timer
                           handles compared in Python, a real ``epoll`` poll
                           every iteration
@@ -215,6 +217,7 @@ BEFORE: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "gc_freeze": _gc_unfrozen,
     "media": _media_before,
     "virtual_loop": _virtual_loop_before,
+    "check_tick": lambda: _swap(network, "_PATCHES", [t for t in network._PATCHES if t[1] != "asyncio"]),
     "emitter_grid": lambda: _swap(TrickleMixin, "_await_news", _old_await_news),
 }
 
@@ -468,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, before in BEFORE.items():
         print(f"[changes] {name} …", flush=True)
         results[name] = {"short_trial": _interleaved(before, _short, n_short)}
-        if name in ("result_building", "watcher", "emitter_grid", "virtual_loop"):
+        if name in ("result_building", "watcher", "emitter_grid", "check_tick", "virtual_loop"):
             results[name]["ice_failure"] = _interleaved(before, _ice_failure, n_fail)
         if name == "media":
             results[name]["call_60s"] = _interleaved(before, _call_60s, n_call)

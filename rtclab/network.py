@@ -76,6 +76,8 @@ import queue as _queue_mod
 import random as _random_mod
 import selectors
 import socket
+import sys
+import types
 import ipaddress
 import threading
 import time as _time_mod
@@ -225,12 +227,17 @@ class _VirtualSelector(selectors.BaseSelector):
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
         self.loop: VirtualLoop | None = None
+        self.registered = 0  # how many real file objects (1 in a sim: the loop's self-pipe)
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._sel.register(fileobj, events, data)
+        key = self._sel.register(fileobj, events, data)
+        self.registered = len(self._sel.get_map())
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._sel.unregister(fileobj)
+        key = self._sel.unregister(fileobj)
+        self.registered = len(self._sel.get_map())
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._sel.modify(fileobj, events, data)
@@ -248,7 +255,7 @@ class _VirtualSelector(selectors.BaseSelector):
         # event can be ready, and nothing ever blocks on the pipe (a thread's
         # call_soon_threadsafe lands in the ready queue, seen every iteration),
         # so the poll is skipped, unless the loop is about to wait for real.
-        if timeout is None or len(self._sel.get_map()) > 1:
+        if timeout is None or self.registered > 1:
             events = self._sel.select(0)
             if events or timeout == 0:
                 return events
@@ -345,16 +352,21 @@ class VirtualLoop(asyncio.SelectorEventLoop):
                 self._timer_cancelled_count -= 1
                 heapq.heappop(scheduled)[2]._scheduled = False
         ready = self._ready
-        if ready or self._stopping:
-            timeout: float | None = 0
-        elif scheduled:
-            timeout = min(max(0.0, scheduled[0][0] - self._vtime), _MAXIMUM_SELECT_TIMEOUT)
+        if self._selector.registered <= 1 and (ready or self._stopping or scheduled):
+            # _VirtualSelector.select inlined: nothing real to poll; jump to the next timer if idle
+            if not (ready or self._stopping) and scheduled[0][0] > self._vtime:
+                self._vtime = scheduled[0][0]
         else:
-            timeout = None
-        event_list = self._selector.select(timeout)
-        if event_list:
-            self._process_events(event_list)
-        event_list = None
+            if ready or self._stopping:
+                timeout: float | None = 0
+            elif scheduled:
+                timeout = min(max(0.0, scheduled[0][0] - self._vtime), _MAXIMUM_SELECT_TIMEOUT)
+            else:
+                timeout = None
+            event_list = self._selector.select(timeout)
+            if event_list:
+                self._process_events(event_list)
+            event_list = None
         end_time = self._vtime + self._clock_resolution
         pop = heapq.heappop
         while scheduled and scheduled[0][0] < end_time:
@@ -1470,6 +1482,157 @@ _HASHED_CLASSES = (
 _MISSING = object()
 
 
+def step_waiter_now(fut: asyncio.Future[Any]) -> None:
+    """Resolve ``fut`` and step the one task awaiting it right here, not one loop iteration later.
+
+    For a callback that runs in the slot where the awaiting task would have
+    been woken anyway (see :class:`GridTick`): the task's wake-up callback is
+    taken off the future and called directly, in the task's context, as the
+    loop would have called it.
+    """
+    callbacks = fut._callbacks  # type: ignore[attr-defined]
+    if callbacks and len(callbacks) == 1:
+        wakeup, context = callbacks[0]
+        fut.remove_done_callback(wakeup)
+        fut.set_result(None)
+        context.run(wakeup, fut)
+    else:  # pragma: no cover - a GridTick's future has exactly one waiter
+        fut.set_result(None)
+
+
+def step_cancelled_now(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
+    """``fut`` was cancelled (its task was): run the wake-up the cancel queued here instead."""
+    for handle in loop._ready:  # type: ignore[attr-defined]
+        args = handle._args
+        if args is not None and len(args) == 1 and args[0] is fut and not handle._cancelled:
+            callback, context = handle._callback, handle._context
+            handle.cancel()
+            context.run(callback, *args)
+            return
+
+
+class GridTick:
+    """A periodic wait (``asyncio.sleep``, or ``asyncio.wait`` on one future with a timeout) that skips idle wake-ups.
+
+    In virtual time the cost of a polling loop is its wake-ups: a future, a
+    timer, a task step, the loop body, every few virtual milliseconds, for
+    seconds. A ``GridTick`` schedules exactly what the wait it replaces did,
+    in the same order: the timer (and, with ``watch``, a done-callback on
+    that future, as ``asyncio.wait`` adds), then, when the timer fires, one
+    callback in the ready queue where the task's wake-up would have been.
+    There it asks ``idle()`` whether the task, woken, would only find nothing
+    to do and wait again; if so it re-arms itself (the same ``call_later``
+    the task would have made, in the same slot, so every other timer due at
+    the same instant keeps its order), and otherwise steps the task in that
+    very slot (:func:`step_waiter_now`). ``watch`` completing wakes the task
+    as ``asyncio.wait`` does. A task cancelled between the timer and the slot
+    is stepped in the slot too, as it would have been. Use: ``await
+    GridTick(delay, idle)``.
+    """
+
+    __slots__ = ("loop", "delay", "idle", "watch", "future", "timer", "released", "slot")
+
+    def __init__(self, delay: float, idle: Callable[[], bool], watch: asyncio.Future[Any] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualLoop), "GridTick runs in a simulation only"
+        self.loop = loop
+        self.delay = delay
+        self.idle = idle
+        self.watch = watch
+        # one context, one slot handle, one timer handle for every grid point (they read no
+        # context variable, and a handle that ran can run again)
+        context = contextvars.copy_context()
+        self.slot = asyncio.Handle(self._slot, (), loop, context)
+        self.timer = asyncio.TimerHandle(0.0, self._tick, (), loop, context)
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._arm()
+
+    def _arm(self) -> None:
+        """``loop.call_later(delay, ...)`` (with the timer handle reused), then the done-callback."""
+        self.released = False
+        loop = self.loop
+        loop._check_closed()
+        timer = self.timer
+        timer._when = when = loop.time() + self.delay
+        heapq.heappush(loop._scheduled, (when, next(loop._timer_seq), timer))
+        timer._scheduled = True
+        if self.watch is not None:
+            self.watch.add_done_callback(self._watched_done)
+
+    def _watched_done(self, _fut: Any) -> None:
+        """``asyncio.wait``'s ``_on_completion``: cancel the timer, wake the task unless already woken."""
+        self.timer.cancel()
+        if not self.released and not self.future.done():
+            self.future.set_result(None)
+
+    def _tick(self) -> None:
+        if self.released or self.future.done():
+            return
+        self.released = True  # (the future the task awaited would be done from here on)
+        self.loop._ready.append(self.slot)  # (= call_soon(self._slot))
+
+    def _slot(self) -> None:
+        fut = self.future
+        if fut.done():
+            if fut.cancelled():
+                step_cancelled_now(self.loop, fut)
+            return
+        if self.idle():
+            # what the woken task did on its way out of the wait (cancelling the timer that
+            # fired changes nothing) and into the next one
+            if self.watch is not None:
+                self.watch.remove_done_callback(self._watched_done)
+            self._arm()
+            return
+        step_waiter_now(fut)
+
+    def _cleanup(self) -> None:
+        self.timer.cancel()
+        if self.watch is not None:
+            self.watch.remove_done_callback(self._watched_done)
+
+    def __await__(self) -> Any:
+        try:
+            return (yield from self.future.__await__())
+        finally:
+            self._cleanup()
+
+
+_CONNECT_CODE = aioice.ice.Connection.connect.__code__
+_CHECK_PERIODIC = aioice.ice.Connection._check_periodic
+_WAITING_OR_FROZEN = (aioice.ice.CandidatePair.State.WAITING, aioice.ice.CandidatePair.State.FROZEN)
+
+
+def _checks_idle(conn: Any) -> bool:
+    """Whether aioice's ``_check_periodic`` would start nothing and ask for another 20 ms tick."""
+    return (not conn._check_list_done
+            and not any(pair.state in _WAITING_OR_FROZEN for pair in conn._check_list)
+            and conn._remote_candidates_expected())
+
+
+def _aioice_sleep(delay: float, result: Any = None) -> Any:
+    """``asyncio.sleep`` as aioice.ice sees it in a sim: the check loop's 20 ms tick is a :class:`GridTick`.
+
+    ``Connection.connect()`` sleeps 20 ms between calls of ``_check_periodic``
+    for as long as remote candidates may come (seconds, when no path works);
+    most of those calls start nothing. Any other sleep is asyncio's own.
+    """
+    frame = sys._getframe(1)
+    if frame.f_code is _CONNECT_CODE and delay > 0 and result is None and in_sim() is not None:
+        conn = frame.f_locals.get("self")
+        if conn is not None and "_check_periodic" not in conn.__dict__ and type(conn)._check_periodic is _CHECK_PERIODIC:
+            return GridTick(delay, lambda: _checks_idle(conn))
+    return asyncio.sleep(delay, result)
+
+
+def _sim_asyncio_for_aioice() -> types.ModuleType:
+    """A copy of the asyncio module for aioice.ice, whose ``sleep`` is :func:`_aioice_sleep`."""
+    module = types.ModuleType("asyncio")
+    module.__dict__.update(asyncio.__dict__)
+    module.sleep = _aioice_sleep  # type: ignore[attr-defined]
+    return module
+
+
 def _patch_table() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, replacement) of every patch."""
     table: list[tuple[Any, str, Any]] = [
@@ -1488,6 +1651,7 @@ def _patch_table() -> list[tuple[Any, str, Any]]:
     for cls in _HASHED_CLASSES:
         table.append((cls, "__hash__", _sim_hash))
     table.append((aiortc.codecs.vpx, "av", _AvProxy()))
+    table.append((aioice.ice, "asyncio", _sim_asyncio_for_aioice()))
     return table
 
 

@@ -59,6 +59,7 @@ from typing import Any
 from aiortc import RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
+from ..network import GridTick, in_sim
 from .errors import InvalidStateError, OperationError, error_name, parse_candidate
 from . import agent
 from .sdp import _candidates_in, _mids, _ufrags
@@ -207,14 +208,16 @@ class TrickleMixin:
         last look. Sleeping through the grid instead (waking on the hook)
         changed the order of events at equal virtual times in 11 of 112
         simulated runs, so the grid stays; but a grid point where nothing
-        changed no longer wakes this task (:class:`_GridWait`).
+        changed no longer wakes this task (:class:`rtclab.network.GridTick`).
         """
-        wait = _GridWait(self, gathering, step)
-        try:
-            await wait.future
-        finally:
-            wait.timer.cancel()
-            gathering.remove_done_callback(wait.on_gathering)
+        def idle() -> bool:  # what the woken emitter would find: nothing new, gathering still on
+            news = self._local_news
+            return not (gathering.done() or news is None or news.done() or not self._protocols_watched())
+
+        if in_sim() is None:
+            await asyncio.wait([gathering], timeout=step)
+        else:
+            await GridTick(step, idle, watch=gathering)
 
     async def addIceCandidate(self, candidate: dict[str, Any] | None = None) -> None:
         """Add a remote candidate; ``None`` or ``{"candidate": ""}`` is end-of-candidates."""
@@ -354,83 +357,3 @@ class TrickleMixin:
         other = "callee" if self.actor == "caller" else "caller"
         return f"{other}:end"
 
-
-class _GridWait:
-    """``asyncio.wait([gathering], timeout=step)`` on the emitter's polling grid, woken only for news.
-
-    The emitter used to wait with :func:`asyncio.wait` and, at every grid
-    point, wake up, look, find nothing new and wait again: about 2000 task
-    steps (each a future, a timer, two callbacks) in a run where STUN goes
-    unanswered. This object schedules exactly what :func:`asyncio.wait` did, in
-    the same order (the timer, the done-callback on the gathering task, the
-    task's wake-up slot one loop iteration after the timer), so every other
-    timer due at the same virtual instant keeps its place; but at a grid
-    point where the task would find nothing new (gathering not finished, no
-    local candidate reported since the last look) it re-arms the grid itself
-    instead of stepping the task. When the task must look, it is stepped in
-    that very slot (its wake-up called directly rather than scheduled a loop
-    iteration later), as it would have been.
-    """
-
-    __slots__ = ("peer", "gathering", "step", "loop", "future", "timer", "released")
-
-    def __init__(self, peer: Any, gathering: asyncio.Task[None], step: float) -> None:
-        self.peer = peer
-        self.gathering = gathering
-        self.step = step
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-        self._arm()
-
-    def _arm(self) -> None:
-        # asyncio.wait: call_later(timeout, _release_waiter), then add_done_callback(_on_completion)
-        self.released = False
-        self.timer = self.loop.call_later(self.step, self._tick)
-        self.gathering.add_done_callback(self.on_gathering)
-
-    def _tick(self) -> None:
-        """The grid point (``_release_waiter``): the task's wake-up would be scheduled now."""
-        if self.released or self.future.done():
-            return
-        self.released = True
-        self.loop.call_soon(self._slot)
-
-    def on_gathering(self, _task: Any) -> None:
-        """Gathering ended (``_on_completion``): wake the task as asyncio.wait does."""
-        self.timer.cancel()
-        if not self.released and not self.future.done():
-            self.future.set_result(None)
-
-    def _slot(self) -> None:
-        """Where the task would run after the grid point: step it only if it would see news."""
-        fut = self.future
-        if fut.done():  # cancelled since the grid point (a rollback): the task steps here, as before
-            if fut.cancelled():
-                self._step_cancelled_now()
-            return
-        peer = self.peer
-        news = peer._local_news
-        if self.gathering.done() or news is None or news.done() or not peer._protocols_watched():
-            callbacks = fut._callbacks  # type: ignore[attr-defined]
-            if callbacks and len(callbacks) == 1:
-                wakeup, context = callbacks[0]
-                fut.remove_done_callback(wakeup)
-                fut.set_result(None)
-                context.run(wakeup, fut)  # the task steps in this slot
-            else:  # pragma: no cover - only the emitter task awaits the future
-                fut.set_result(None)
-            return
-        # what the woken task did: asyncio.wait's cleanup, nothing new, wait again
-        self.timer.cancel()
-        self.gathering.remove_done_callback(self.on_gathering)
-        self._arm()
-
-    def _step_cancelled_now(self) -> None:
-        """The cancel queued the task's wake-up after this slot; run it here instead."""
-        fut = self.future
-        for handle in self.loop._ready:  # type: ignore[attr-defined]
-            if handle._args is not None and len(handle._args) == 1 and handle._args[0] is fut and not handle._cancelled:
-                callback, args, context = handle._callback, handle._args, handle._context
-                handle.cancel()
-                context.run(callback, *args)
-                return
