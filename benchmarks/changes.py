@@ -21,6 +21,8 @@ change                    "before" puts back
                           every point of its 5 ms polling grid
 ``check_tick``            aioice's check loop woken by ``asyncio.sleep`` every
                           20 ms while it waits for remote candidates
+``stall_guard``           a stall-guard thread started and joined by every
+                          simulated run
 ``virtual_loop``          asyncio's own ``_run_once`` on a heap of timer
                           handles compared in Python, a real ``epoll`` poll
                           every iteration
@@ -42,6 +44,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -199,6 +202,32 @@ class _OldVirtualLoop(network.VirtualLoop):
     _run_once = asyncio.BaseEventLoop._run_once  # type: ignore[attr-defined]
 
 
+class _OldStallGuard(lab._StallGuard):
+    """The stall guard before #16's shared watcher: a thread of its own per run."""
+
+    def __init__(self, loop: Any, watcher: Any) -> None:
+        super().__init__(loop, watcher)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rtclab-stall-guard", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        last, since = self.loop.time(), time.monotonic()
+        while not self._stop.wait(min(0.5, lab.STALL_WALL_S / 4)):
+            now = self.loop.time()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= lab.STALL_WALL_S:
+                self.loop.call_soon_threadsafe(self._stalled)
+                return
+
+
 async def _old_await_news(self: Any, gathering: Any, step: float) -> None:
     await asyncio.wait([gathering], timeout=step)
 
@@ -217,6 +246,7 @@ BEFORE: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "gc_freeze": _gc_unfrozen,
     "media": _media_before,
     "virtual_loop": _virtual_loop_before,
+    "stall_guard": lambda: _swap(lab, "_StallGuard", _OldStallGuard),
     "check_tick": lambda: _swap(network, "_PATCHES", [t for t in network._PATCHES if t[1] != "asyncio"]),
     "emitter_grid": lambda: _swap(TrickleMixin, "_await_news", _old_await_news),
 }

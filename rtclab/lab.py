@@ -652,36 +652,61 @@ class _StallGuard:
     asks the loop to record a ``Stalled`` error naming the app line that
     spins, cancel the app's tasks, and end the run. Code that never awaits at
     all (``while True: pass``) cannot be interrupted, as in a browser tab.
+
+    One watcher thread per process serves every running simulation (a short
+    trial used to spend more wall time starting and joining its own thread
+    than its first frame cost, on a loaded machine); it is started on first
+    use, and again in a forked child, where it does not exist.
     """
+
+    _lock = threading.Lock()
+    _active: set[_StallGuard] = set()
+    _thread: threading.Thread | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop, watcher: _Watcher) -> None:
         self.loop = loop
         self.watcher = watcher
         self.main = asyncio.current_task()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="rtclab-stall-guard", daemon=True)
+        self._last = 0.0
+        self._since = 0.0
 
     def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
         import time
 
-        last, since = self.loop.time(), time.monotonic()
-        while not self._stop.wait(min(0.5, STALL_WALL_S / 4)):
-            now = self.loop.time()
-            if now != last:
-                last, since = now, time.monotonic()
-            elif time.monotonic() - since >= STALL_WALL_S:
-                try:
-                    self.loop.call_soon_threadsafe(self._stalled)
-                except RuntimeError:  # the loop closed meanwhile: the run is over
-                    pass
-                return
+        cls = type(self)
+        with cls._lock:
+            self._last, self._since = self.loop.time(), time.monotonic()
+            cls._active.add(self)
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._watch_all, name="rtclab-stall-guard", daemon=True)
+                cls._thread.start()
+
+    def stop(self) -> None:
+        """After this returns, the guard never schedules anything on the loop."""
+        with type(self)._lock:
+            type(self)._active.discard(self)
+
+    @classmethod
+    def _watch_all(cls) -> None:
+        import time
+
+        while True:
+            time.sleep(min(0.5, STALL_WALL_S / 4))
+            with cls._lock:
+                for guard in list(cls._active):
+                    guard._check(time.monotonic())
+
+    def _check(self, now_wall: float) -> None:
+        """(watcher thread, under the lock) Note progress, or end the run after STALL_WALL_S without."""
+        now = self.loop.time()
+        if now != self._last:
+            self._last, self._since = now, now_wall
+        elif now_wall - self._since >= STALL_WALL_S:
+            type(self)._active.discard(self)  # reported once
+            try:
+                self.loop.call_soon_threadsafe(self._stalled)
+            except RuntimeError:  # the loop closed meanwhile: the run is over
+                pass
 
     def _stalled(self) -> None:
         from .tracebacks import frame_location
