@@ -23,6 +23,8 @@ change                    "before" puts back
                           20 ms while it waits for remote candidates
 ``stall_guard``           a stall-guard thread started and joined by every
                           simulated run
+``frame_pool``            the camera building a new frame (``from_ndarray``)
+                          for every picture
 ``virtual_loop``          asyncio's own ``_run_once`` on a heap of timer
                           handles compared in Python, a real ``epoll`` poll
                           every iteration
@@ -228,6 +230,20 @@ class _OldStallGuard(lab._StallGuard):
                 return
 
 
+class _UnpooledCamera(media.Camera):
+    """The camera before the frame pool: one slice copy and one new VideoFrame per picture."""
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self._n += 1
+        start = -(self._n * 4) % self.width
+        self._plane[: self.height] = self._wide[:, start : start + self.width]
+        frame = VideoFrame.from_ndarray(self._plane, format="yuv420p")
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
 async def _old_await_news(self: Any, gathering: Any, step: float) -> None:
     await asyncio.wait([gathering], timeout=step)
 
@@ -246,6 +262,7 @@ BEFORE: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "gc_freeze": _gc_unfrozen,
     "media": _media_before,
     "virtual_loop": _virtual_loop_before,
+    "frame_pool": lambda: _swap(media, "Camera", _UnpooledCamera),
     "stall_guard": lambda: _swap(lab, "_StallGuard", _OldStallGuard),
     "check_tick": lambda: _swap(network, "_PATCHES", [t for t in network._PATCHES if t[1] != "asyncio"]),
     "emitter_grid": lambda: _swap(TrickleMixin, "_await_news", _old_await_news),
@@ -503,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {"short_trial": _interleaved(before, _short, n_short)}
         if name in ("result_building", "watcher", "emitter_grid", "check_tick", "virtual_loop"):
             results[name]["ice_failure"] = _interleaved(before, _ice_failure, n_fail)
-        if name == "media":
+        if name in ("media", "frame_pool", "virtual_loop"):
             results[name]["call_60s"] = _interleaved(before, _call_60s, n_call)
         direct = {
             "result_building": lambda: _direct_result_building(n_short),

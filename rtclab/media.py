@@ -1,8 +1,9 @@
 """Synthetic media: a camera and a microphone that need no hardware.
 
 The camera draws a moving gradient test pattern straight into YUV 4:2:0 (no
-colour conversion per frame): each frame is one slice copy of a precomputed,
-twice-as-wide pattern into a reused buffer. 320x240 is the default picture;
+colour conversion): a frame is one slice copy of a precomputed, twice-as-wide
+pattern; on the simulated network, as the pattern repeats every ``width / 4``
+frames, each distinct frame is built once and handed out again (a pool). 320x240 is the default picture;
 on the simulated network runs use :data:`SIM_VIDEO` (160x120) unless asked
 otherwise (``rtclab.run(..., sim_video=(320, 240))``), which quarters the
 encoder's and decoder's work. The microphone plays a quiet sine tone. Both
@@ -58,16 +59,36 @@ class Camera(VideoStreamTrack):
         self._plane[height:] = 128
         self._plane[height:, : width // 2] = 90
         self._n = 0
+        self._pool: dict[int, VideoFrame] = {}  # roll offset -> its frame, built on first use
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
         self._n += 1
         start = -(self._n * 4) % self.width  # the pattern rolled right by 4 pixels a frame
-        self._plane[: self.height] = self._wide[:, start : start + self.width]
-        frame = VideoFrame.from_ndarray(self._plane, format="yuv420p")
+        frame = self._pool.get(start)
+        if frame is None:
+            self._plane[: self.height] = self._wide[:, start : start + self.width]
+            frame = VideoFrame.from_ndarray(self._plane, format="yuv420p")
+            if _in_sim() is not None:
+                self._pool[start] = frame
+        else:
+            # A pooled frame (simulated network only) is handed out again width/4 frames later:
+            # its sender has encoded it by then (encoding is inline in a sim, and a sender asks
+            # for the next frame only after encoding this one). Reset what an encode changes:
+            # the timestamps (below) and a forced keyframe's picture type.
+            frame.pict_type = _PICT_TYPE_NONE
         frame.pts = pts
         frame.time_base = time_base
         return frame
+
+
+_PICT_TYPE_NONE = VideoFrame(2, 2, "yuv420p").pict_type
+
+
+def _in_sim() -> object | None:
+    from .network import in_sim  # (not at import: rtclab.network is heavier than this module)
+
+    return in_sim()
 
 
 class Microphone(AudioStreamTrack):
