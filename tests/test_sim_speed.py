@@ -1,0 +1,208 @@
+"""The #16 simulation speed-ups change how often things wake up, never what happens or when.
+
+Each test checks one of them against the code it replaced: the same events (or
+the same order of callbacks at equal virtual times), with fewer wake-ups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rtclab
+from rtclab import lab, media, network
+from rtclab.network import GridTick, SimNetwork, run_sim
+from rtclab.peer.trickle import TrickleMixin
+
+
+def _frames_equal(a: Any, b: Any) -> bool:
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    return a.shape == b.shape and a.astype(str).equals(b.astype(str))
+
+
+# -- GridTick: the same schedule as the polling wait it replaces ---------------------------------
+
+
+def _polling_scenario(use_grid: bool) -> tuple[list[Any], int]:
+    """Two pollers on equal grids, a ticker scheduling timers at the same instants, news, a cancel, an end.
+
+    Returns the log of everything observable (what each poller saw and when,
+    and the order in which equal-time timers fired) and how many times the
+    pollers' loop bodies ran.
+    """
+    log: list[Any] = []
+    wakes = [0]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        news = {"a": False, "b": False}
+
+        async def poller(name: str, step: float) -> None:
+            try:
+                while True:
+                    wakes[0] += 1
+                    if done.done():
+                        log.append((loop.time(), name, "done"))
+                        return
+                    if news[name]:
+                        news[name] = False
+                        log.append((loop.time(), name, "news"))
+                        loop.call_later(0.01, log.append, (name, "timer"))  # ties with the ticker's timers
+
+                    def idle() -> bool:
+                        return not (done.done() or news[name])
+
+                    if use_grid:
+                        await GridTick(step, idle, watch=done)
+                    else:
+                        await asyncio.wait([done], timeout=step)
+            except asyncio.CancelledError:
+                log.append((loop.time(), name, "cancelled"))
+                raise
+
+        async def ticker() -> None:
+            for i in range(60):
+                await asyncio.sleep(0.005)
+                log.append((loop.time(), "ticker", i))
+                loop.call_later(0.01, log.append, ("ticker", "timer", i))
+                if i % 7 == 3:
+                    news["a"] = True
+                if i % 11 == 5:
+                    news["b"] = True
+
+        a = asyncio.ensure_future(poller("a", 0.005))
+        b = asyncio.ensure_future(poller("b", 0.005))
+        t = asyncio.ensure_future(ticker())
+        grid = 0.0
+        for _ in range(17):  # the 17th point of b's grid, as the loop computes it
+            grid = grid + 0.005
+        loop.call_at(grid, b.cancel)  # cancelled exactly at a grid point
+        loop.call_later(0.2, done.set_result, None)
+        await asyncio.gather(a, t)
+        await asyncio.gather(b, return_exceptions=True)
+
+    run_sim(main, SimNetwork())
+    return log, wakes[0]
+
+
+def test_grid_tick_keeps_the_order_of_a_polling_wait_and_skips_idle_wake_ups() -> None:
+    """GridTick gives the very same log as ``asyncio.wait(timeout=step)`` polling, with far fewer loop bodies run."""
+    old_log, old_wakes = _polling_scenario(use_grid=False)
+    new_log, new_wakes = _polling_scenario(use_grid=True)
+    assert new_log == old_log
+    assert any(entry[2] == "cancelled" for entry in old_log if len(entry) == 3)
+    assert new_wakes * 3 < old_wakes
+
+
+async def _old_await_news(self: Any, gathering: Any, step: float) -> None:
+    await asyncio.wait([gathering], timeout=step)
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    calls = [0]
+    original = getattr(owner, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls
+
+
+def test_trickle_emitter_wakes_only_for_news_with_unchanged_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where STUN goes unanswered for 5 s, the emitter looks a few times, not every 5 ms; the events are the same."""
+    cases = [("basic", {"link_loss": 1.0, "deadline_s": 120}), ("basic", {"seed": 3, "topology": "nat", "turn": True, "nat": "symmetric"}),
+             ("perfect", {"seed": 1}), ("vanilla", {"topology": "nat"})]
+    with monkeypatch.context() as m:
+        m.setattr(TrickleMixin, "_await_news", _old_await_news)
+        before = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    waits = _count_calls(monkeypatch, TrickleMixin, "_await_news")
+    after = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    assert all(_frames_equal(a, b) for a, b in zip(before, after))
+    waits[0] = 0
+    rtclab.run("basic", link_loss=1.0, deadline_s=120)
+    assert 0 < waits[0] < 50  # (the old emitter waited ~2000 times)
+
+
+def test_aioice_check_loop_ticks_without_waking_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice's 20 ms check loop runs its body only when a check can start; same events as aioice's own sleep."""
+    import aioice.ice
+
+    cases = [("basic", {"link_loss": 1.0, "deadline_s": 120}), ("basic", {"link_loss": 0.3, "seed": 2}),
+             ("ice-restart", {"hold_s": 10, "cut_at_s": 3, "cut_for_s": 40, "deadline_s": 120})]
+    with monkeypatch.context() as m:
+        m.setattr(network, "_PATCHES", [t for t in network._PATCHES if t[1] != "asyncio"])
+        before = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    after = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    assert all(_frames_equal(a, b) for a, b in zip(before, after))
+    assert aioice.ice.asyncio is asyncio  # the copy is in place only during a run
+    periodic = _count_calls(monkeypatch, aioice.ice.Connection, "_check_periodic")
+    monkeypatch.setattr(network, "_CHECK_PERIODIC", aioice.ice.Connection._check_periodic)  # (counted, still aioice's)
+    rtclab.run("basic", link_loss=1.0, deadline_s=120)
+    assert 0 < periodic[0] < 100  # (aioice's own loop: ~750 per connection, every 20 ms for 15 s)
+
+
+def test_virtual_loop_keeps_timers_as_when_seq_tuples() -> None:
+    """The heap holds (when, seq, timer): ties compare the sequence number in C, never the handles."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_at(1.0, lambda: None)
+        loop.call_at(1.0, lambda: None)
+        seen.extend(loop._scheduled)  # type: ignore[attr-defined]
+
+    run_sim(main, SimNetwork())
+    entries = sorted(e for e in seen if e[0] == 1.0)
+    assert len(entries) == 2 and entries[0][1] < entries[1][1]
+    assert all(isinstance(e[2], asyncio.TimerHandle) for e in entries)
+
+
+# -- the stall guard: one watcher thread per process ------------------------------------------------
+
+
+def test_stall_guard_uses_one_watcher_thread_for_every_run() -> None:
+    """Runs share one stall-guard thread instead of starting and joining one each."""
+    for seed in range(3):
+        rtclab.run("basic", seed=seed)
+    guards = [t for t in threading.enumerate() if t.name == "rtclab-stall-guard"]
+    assert len(guards) == 1 and guards[0].daemon
+    assert not lab._StallGuard._active  # every finished run unregistered itself
+
+
+# -- the camera's frame pool (simulated network) ---------------------------------------------------
+
+
+def test_camera_pool_in_a_sim_reuses_frames_with_fresh_timestamps_and_type() -> None:
+    """In a sim the camera hands out width/4 distinct frames again, pixels intact, pts and picture type reset."""
+    from av.video.frame import PictureType
+
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        cam = media.Camera(16, 8)
+        try:
+            frames = []
+            for n in range(10):
+                frame = await cam.recv()
+                frames.append((frame, frame.pts, frame.to_ndarray().copy()))
+                if n == 0:
+                    frame.pict_type = PictureType.I  # what a forced keyframe does to it
+            out["frames"] = frames
+        finally:
+            cam.stop()
+
+    run_sim(main, SimNetwork())
+    frames = out["frames"]
+    assert frames[0][0] is frames[4][0]  # 16 / 4 = 4 distinct pictures
+    assert len({id(f) for f, _, _ in frames}) == 4
+    assert [pts for _, pts, _ in frames] == sorted({pts for _, pts, _ in frames})  # every pts fresh and rising
+    for (_, _, a), (_, _, b) in zip(frames, frames[4:]):
+        assert np.array_equal(a, b)
+    assert frames[4][0].pict_type == PictureType.NONE
