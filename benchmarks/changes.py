@@ -201,6 +201,9 @@ class _OldVirtualLoop(network.VirtualLoop):
         timer._scheduled = True
         return timer
 
+    def _rearm(self, timer: Any, when: float) -> Any:
+        return self.call_at(when, timer._callback, *timer._args, context=timer._context)
+
     _run_once = asyncio.BaseEventLoop._run_once  # type: ignore[attr-defined]
 
 

@@ -328,6 +328,14 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True
         return timer
 
+    def _rearm(self, timer: asyncio.TimerHandle, when: float) -> asyncio.TimerHandle:
+        """``call_at(when, ...)`` again for a timer that has fired (not cancelled), reusing its handle."""
+        self._check_closed()
+        timer._when = when
+        heapq.heappush(self._scheduled, (when, next(self._timer_seq), timer))
+        timer._scheduled = True
+        return timer
+
     def _run_once(self) -> None:
         """One iteration of the loop: asyncio's ``_run_once`` on the ``(when, seq, timer)`` heap.
 
@@ -1548,11 +1556,7 @@ class GridTick:
         """``loop.call_later(delay, ...)`` (with the timer handle reused), then the done-callback."""
         self.released = False
         loop = self.loop
-        loop._check_closed()
-        timer = self.timer
-        timer._when = when = loop.time() + self.delay
-        heapq.heappush(loop._scheduled, (when, next(loop._timer_seq), timer))
-        timer._scheduled = True
+        self.timer = loop._rearm(self.timer, loop.time() + self.delay)
         if self.watch is not None:
             self.watch.add_done_callback(self._watched_done)
 
