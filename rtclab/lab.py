@@ -17,6 +17,7 @@ import concurrent.futures
 import inspect
 import threading
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -696,6 +697,13 @@ class _StallGuard:
                 for guard in list(cls._active):
                     guard._check(time.monotonic())
 
+    @classmethod
+    def _after_fork(cls) -> None:
+        """In a forked child: no watcher thread yet, and a lock the parent's thread may have held."""
+        cls._lock = threading.Lock()
+        cls._active = set()
+        cls._thread = None
+
     def _check(self, now_wall: float) -> None:
         """(watcher thread, under the lock) Note progress, or end the run after STALL_WALL_S without."""
         now = self.loop.time()
@@ -729,6 +737,10 @@ class _StallGuard:
         for task in spinning:
             task.cancel()
         self.watcher.changed.set()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_StallGuard._after_fork)
 
 
 def _await_frames(task: asyncio.Task[Any]) -> list[Any]:

@@ -176,6 +176,37 @@ def test_stall_guard_uses_one_watcher_thread_for_every_run() -> None:
     assert not lab._StallGuard._active  # every finished run unregistered itself
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_stall_guard_starts_afresh_in_a_forked_child() -> None:
+    """A child forked while the parent's watcher holds its lock still runs (and guards) a simulation."""
+    import os
+
+    rtclab.run("basic")  # the parent's watcher thread exists
+    with lab._StallGuard._lock:  # forked while the watcher's lock is held
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                run = rtclab.run("basic")
+                alive = [t for t in threading.enumerate() if t.name == "rtclab-stall-guard"]
+                code = 0 if run.outcome == "connected" and len(alive) == 1 else 2
+            finally:
+                os._exit(code)
+    import signal
+    import time
+
+    for _ in range(600):  # a deadline, not a timing: a child stuck on the inherited lock never ends
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung (the stall guard's lock was inherited held)")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 # -- the camera's frame pool (simulated network) ---------------------------------------------------
 
 
