@@ -29,6 +29,9 @@ change                    "before" puts back
                           handles compared in Python, a real ``epoll`` poll
                           every iteration
 ``all``                   every one of the above
+``wake_ups``              the second round together: ``virtual_loop``,
+                          ``emitter_grid``, ``check_tick``, ``stall_guard``,
+                          ``frame_pool``
 ========================  =====================================================
 
 Not a test: no figure here is asserted anywhere.
@@ -287,6 +290,18 @@ def _all_before() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for make in BEFORE.values():
             stack.enter_context(make())
+        yield
+
+
+#: the second round of #16 changes, measured together against the code before them as ``wake_ups``
+SECOND_ROUND = ("virtual_loop", "emitter_grid", "check_tick", "stall_guard", "frame_pool")
+
+
+@contextlib.contextmanager
+def _second_round_before() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for name in SECOND_ROUND:
+            stack.enter_context(BEFORE[name]())
         yield
 
 
@@ -561,6 +576,14 @@ def main(argv: list[str] | None = None) -> int:
         "call_60s": _interleaved(_all_before, _call_60s, n_call),
     }
     print(f"[changes] all: {json.dumps(results['all'])}", flush=True)
+    print("[changes] wake_ups …", flush=True)  # the second round of #16 (fewer wake-ups, cheaper loop) together
+    results["wake_ups"] = {
+        "changes": list(SECOND_ROUND),
+        "short_trial": _interleaved(_second_round_before, _short, n_short),
+        "ice_failure": _interleaved(_second_round_before, _ice_failure, n_fail),
+        "call_60s": _interleaved(_second_round_before, _call_60s, n_call),
+    }
+    print(f"[changes] wake_ups: {json.dumps(results['wake_ups'])}", flush=True)
     print("[changes] sweep_pool …", flush=True)
     results["sweep_pool"] = _sweep_pool(40 if ns.quick else 100, 2 if ns.quick else 3)
     print(f"[changes] sweep_pool: {json.dumps(results['sweep_pool'])}", flush=True)
