@@ -1569,8 +1569,21 @@ class GridTick:
     def _tick(self) -> None:
         if self.released or self.future.done():
             return
+        loop = self.loop
+        if not loop._stopping and self.idle() and all(  # type: ignore[attr-defined]
+            h._cancelled or getattr(h._callback, "__func__", None) is _GRID_TICK for h in loop._ready  # type: ignore[attr-defined]
+        ):
+            # Between here and the slot only other grid ticks due now would run (timers due now
+            # and anything they schedule come after the slot): nothing that changes what idle()
+            # sees. Their slots would follow in the order the ticks run, so re-arming here,
+            # tick by tick, gives every re-armed timer the sequence number it would have had,
+            # and saves the loop an iteration (and a handle) per grid point.
+            if self.watch is not None:
+                self.watch.remove_done_callback(self._watched_done)
+            self._arm()
+            return
         self.released = True  # (the future the task awaited would be done from here on)
-        self.loop._ready.append(self.slot)  # (= call_soon(self._slot))
+        loop._ready.append(self.slot)  # type: ignore[attr-defined]  # (= call_soon(self._slot))
 
     def _slot(self) -> None:
         fut = self.future
@@ -1599,6 +1612,7 @@ class GridTick:
             self._cleanup()
 
 
+_GRID_TICK = GridTick._tick
 _CONNECT_CODE = aioice.ice.Connection.connect.__code__
 _CHECK_PERIODIC = aioice.ice.Connection._check_periodic
 _WAITING_OR_FROZEN = (aioice.ice.CandidatePair.State.WAITING, aioice.ice.CandidatePair.State.FROZEN)

@@ -27,7 +27,7 @@ def _frames_equal(a: Any, b: Any) -> bool:
 # -- GridTick: the same schedule as the polling wait it replaces ---------------------------------
 
 
-def _polling_scenario(use_grid: bool) -> tuple[list[Any], int]:
+def _polling_scenario(use_grid: bool, steps: tuple[float, float] = (0.005, 0.005)) -> tuple[list[Any], int]:
     """Two pollers on equal grids, a ticker scheduling timers at the same instants, news, a cancel, an end.
 
     Returns the log of everything observable (what each poller saw and when,
@@ -75,12 +75,14 @@ def _polling_scenario(use_grid: bool) -> tuple[list[Any], int]:
                 if i % 11 == 5:
                     news["b"] = True
 
-        a = asyncio.ensure_future(poller("a", 0.005))
-        b = asyncio.ensure_future(poller("b", 0.005))
+        a = asyncio.ensure_future(poller("a", steps[0]))
+        b = asyncio.ensure_future(poller("b", steps[1]))
+        for k in range(1, 40):  # news set by plain timers too, some at grid points of both pollers
+            loop.call_at(k * 0.01, news.__setitem__, "ab"[k % 2], k % 3 == 0)
         t = asyncio.ensure_future(ticker())
         grid = 0.0
         for _ in range(17):  # the 17th point of b's grid, as the loop computes it
-            grid = grid + 0.005
+            grid = grid + steps[1]
         loop.call_at(grid, b.cancel)  # cancelled exactly at a grid point
         loop.call_later(0.2, done.set_result, None)
         await asyncio.gather(a, t)
@@ -90,10 +92,17 @@ def _polling_scenario(use_grid: bool) -> tuple[list[Any], int]:
     return log, wakes[0]
 
 
-def test_grid_tick_keeps_the_order_of_a_polling_wait_and_skips_idle_wake_ups() -> None:
-    """GridTick gives the very same log as ``asyncio.wait(timeout=step)`` polling, with far fewer loop bodies run."""
-    old_log, old_wakes = _polling_scenario(use_grid=False)
-    new_log, new_wakes = _polling_scenario(use_grid=True)
+@pytest.mark.parametrize("steps", [(0.005, 0.005), (0.005, 0.01), (0.005, 0.007)])
+def test_grid_tick_keeps_the_order_of_a_polling_wait_and_skips_idle_wake_ups(steps: tuple[float, float]) -> None:
+    """GridTick gives the very same log as ``asyncio.wait(timeout=step)`` polling, with far fewer loop bodies run.
+
+    Pollers on equal grids tick at the same instants (their re-arms are then
+    folded into the timers' own iteration), a ticker's timers and news set by
+    plain timers land on the same instants, and one poller is cancelled
+    exactly at one of its grid points.
+    """
+    old_log, old_wakes = _polling_scenario(False, steps)
+    new_log, new_wakes = _polling_scenario(True, steps)
     assert new_log == old_log
     assert any(entry[2] == "cancelled" for entry in old_log if len(entry) == 3)
     assert new_wakes * 3 < old_wakes
