@@ -1618,6 +1618,20 @@ _CHECK_PERIODIC = aioice.ice.Connection._check_periodic
 _WAITING_OR_FROZEN = (aioice.ice.CandidatePair.State.WAITING, aioice.ice.CandidatePair.State.FROZEN)
 
 
+def _check_loop_known() -> bool:
+    """Whether aioice's check loop is the one :func:`_checks_idle` predicts (aioice 0.13's)."""
+    try:
+        periodic = inspect.getsource(_CHECK_PERIODIC)
+        connect = inspect.getsource(aioice.ice.Connection.connect)
+    except (OSError, TypeError):  # pragma: no cover - no source: do not guess
+        return False
+    return ("if self._check_list_done:" in periodic and "return self._remote_candidates_expected()" in periodic
+            and "if not self._check_periodic():" in connect and "await asyncio.sleep(0.02)" in connect)
+
+
+_CHECK_LOOP_KNOWN = _check_loop_known()
+
+
 def _checks_idle(conn: Any) -> bool:
     """Whether aioice's ``_check_periodic`` would start nothing and ask for another 20 ms tick."""
     return (not conn._check_list_done
@@ -1630,10 +1644,12 @@ def _aioice_sleep(delay: float, result: Any = None) -> Any:
 
     ``Connection.connect()`` sleeps 20 ms between calls of ``_check_periodic``
     for as long as remote candidates may come (seconds, when no path works);
-    most of those calls start nothing. Any other sleep is asyncio's own.
+    most of those calls start nothing. Any other sleep is asyncio's own, and so
+    is this one on an aioice whose check loop reads differently (the idle
+    prediction would not hold).
     """
     frame = sys._getframe(1)
-    if frame.f_code is _CONNECT_CODE and delay > 0 and result is None and in_sim() is not None:
+    if _CHECK_LOOP_KNOWN and frame.f_code is _CONNECT_CODE and delay > 0 and result is None and in_sim() is not None:
         conn = frame.f_locals.get("self")
         if conn is not None and "_check_periodic" not in conn.__dict__ and type(conn)._check_periodic is _CHECK_PERIODIC:
             return GridTick(delay, lambda: _checks_idle(conn))

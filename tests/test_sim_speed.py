@@ -173,6 +173,68 @@ def test_virtual_loop_keeps_timers_as_when_seq_tuples() -> None:
     assert all(isinstance(e[2], asyncio.TimerHandle) for e in entries)
 
 
+class _AsyncioTimer(asyncio.TimerHandle):
+    """A timer handle ordered (when, seq) by ``__lt__``, for asyncio's own heap."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Any, args: Any, loop: Any, context: Any, seq: int) -> None:
+        super().__init__(when, callback, args, loop, context=context)
+        self._seq = seq
+
+    def __lt__(self, other: Any) -> bool:
+        return (self._when, self._seq) < (other._when, other._seq)
+
+
+class _AsyncioSelector(network._VirtualSelector):
+    def select(self, timeout: float | None = None) -> Any:
+        events = self._sel.select(0)
+        if events or timeout == 0:
+            return events
+        loop = self.loop
+        assert loop is not None and timeout is not None
+        loop._vtime = max(loop._vtime, loop._scheduled[0]._when)
+        return []
+
+
+class _AsyncioRunOnceLoop(network.VirtualLoop):
+    """The virtual loop driven by this Python's own ``BaseEventLoop._run_once`` (on handles)."""
+
+    made = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        type(self).made += 1
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        timer = _AsyncioTimer(when, callback, args, self, context, next(self._timer_seq))
+        import heapq
+
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _rearm(self, timer: Any, when: float) -> Any:
+        return self.call_at(when, timer._callback, *timer._args, context=timer._context)
+
+    _run_once = asyncio.BaseEventLoop._run_once  # type: ignore[attr-defined]
+
+
+def test_virtual_loop_runs_callbacks_in_the_order_of_asyncios_own_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VirtualLoop._run_once copies Python 3.11's; this Python's own loop must give the same frames.
+
+    (A tripwire for a Python upgrade whose asyncio changes the steps of an iteration.)
+    """
+    cases = [("basic", {"seed": 1}), ("glare", {"topology": "nat", "seed": 2}),
+             ("basic", {"link_loss": 1.0, "deadline_s": 120}), ("basic", {"loss": 0.05, "hold_s": 2, "record_packets": True})]
+    after = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    monkeypatch.setattr(network, "VirtualLoop", _AsyncioRunOnceLoop)
+    monkeypatch.setattr(network, "_VirtualSelector", _AsyncioSelector)
+    before = [rtclab.run(flow, **kw).events for flow, kw in cases]
+    assert _AsyncioRunOnceLoop.made == len(cases)
+    assert all(_frames_equal(a, b) for a, b in zip(before, after))
+
+
 # -- the stall guard: one watcher thread per process ------------------------------------------------
 
 
