@@ -43,8 +43,9 @@ other threads is unaffected; installation is reference counted):
   retransmission on a virtual timer (OpenSSL's own timer runs on real time, so
   when it has run out it is fired before OpenSSL reads and its flight dropped).
 * module ``av`` of ``aiortc.codecs.vpx``: a VP8 encoder keeps a fixed speed
-  (a negative ``cpu-used``, as aiortc asks; a positive one would let libvpx
-  pick its speed by timing each encode on the wall clock) and one thread, so
+  (a negative ``cpu-used``, at libvpx's fastest, :data:`SIM_VP8_SPEED`; a
+  positive one would let libvpx pick its speed by timing each encode on the
+  wall clock) and one thread, so
   frame sizes do not depend on machine load or core count; its temporal
   denoiser is off (aiortc asks for ``noise-sensitivity`` 4: a filter for
   camera noise, which a synthetic test pattern does not have, at about a
@@ -1098,6 +1099,13 @@ class _RandomProxy:
         return getattr(_random_mod, name)
 
 
+#: The VP8 encoder's fixed speed in a sim run (libvpx real-time speeds go up to
+#: 16, its fastest; aiortc asks for 6). Encoding is the largest cost of a
+#: simulated call; at 16 a 160x120 test-pattern frame fits one RTP packet, and
+#: on a lossless link every event row but packet rows is the same as at 6.
+SIM_VP8_SPEED = 16
+
+
 class _PinnedEncoder:
     """A libvpx encoder context whose speed does not depend on the wall clock.
 
@@ -1105,10 +1113,11 @@ class _PinnedEncoder:
     speed 6), while a positive one makes libvpx pick the speed per frame by
     timing its own encodes on the wall clock (``vp8_auto_select_speed``), so
     frame sizes, and with them packet counts, would follow machine load. aiortc
-    asks for -6; in a sim run the speed is kept fixed whatever is asked, and
-    encoding is single-threaded, so the same run gives the same packets. The
-    temporal denoiser (``noise-sensitivity``) is turned off: it smooths camera
-    noise, which the synthetic camera does not make, and costs encoder time.
+    asks for -6; in a sim run the speed is fixed at :data:`SIM_VP8_SPEED`
+    (libvpx's fastest) whatever is asked, and encoding is single-threaded, so
+    the same run gives the same packets. The temporal denoiser
+    (``noise-sensitivity``) is turned off: it smooths camera noise, which the
+    synthetic camera does not make, and costs encoder time.
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -1119,7 +1128,7 @@ class _PinnedEncoder:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "options" and isinstance(value, dict) and "cpu-used" in value:
-            value = {**value, "cpu-used": str(-abs(int(value["cpu-used"])) or -6)}
+            value = {**value, "cpu-used": str(-SIM_VP8_SPEED)}
             if "noise-sensitivity" in value:
                 value["noise-sensitivity"] = "0"  # no temporal denoiser: a synthetic camera has no noise
         elif name == "thread_count":
