@@ -1,0 +1,83 @@
+"""Suite-wide pytest configuration: the order in which the files are handed to the xdist workers.
+
+``-n 2 --dist loadfile`` (``pyproject.toml``) gives each worker whole files, one after
+another, in the order of the collection. By default xdist first sorts the files by their
+number of tests, which can leave a long file with few tests (the soak, the site build, a
+notebook) for the end: one worker then runs it alone while the other sits idle. With
+``--no-loadscope-reorder`` xdist keeps the collection order instead, and this hook sorts
+that order longest file first (the classic longest-processing-time rule), so the short
+files fill the gaps at the end and both workers finish at about the same time.
+
+Only the order of whole files changes: the tests inside a file keep their order and stay
+on one worker, module fixtures are still built once, and nothing here is asserted about
+time. The weights are wall seconds measured with ``--durations`` (``python -m pytest
+--durations=0``, summed per file) on the 2-core reference machine; a file missing from the
+table counts 0.1 s per test. They only need to be roughly right: update the table when a
+file's cost changes a lot.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+#: measured seconds per file (a whole-suite run, 2 workers, 2 cores, load average ~3)
+FILE_SECONDS: dict[str, float] = {
+    "tests/test_browser.py": 69,
+    "tests/test_plots.py": 47,
+    "notebooks/10_solutions.ipynb": 44,
+    "tests/test_soak.py": 37,
+    "tests/test_peer_states.py": 30,
+    "tests/test_conformance.py": 30,
+    "tests/test_server.py": 25,
+    "notebooks/12_when_calls_break.ipynb": 21,
+    "tests/test_sweeps.py": 19,
+    "tests/test_rerun.py": 17,
+    "tests/test_lab.py": 17,
+    "tests/test_site.py": 16,
+    "tests/test_flows.py": 13,
+    "tests/test_cleanup.py": 12,
+    "tests/test_network.py": 11,
+    "notebooks/07_glare.ipynb": 11,
+    "tests/test_hostile.py": 10,
+    "notebooks/03_timing_trap.ipynb": 10,
+    "tests/test_own_flows.py": 10,
+    "tests/test_chaos.py": 9,
+    "notebooks/08_timeouts.ipynb": 8,
+    "tests/test_widgets.py": 8,
+    "notebooks/05_counteroffer.ipynb": 7,
+    "notebooks/01_anatomy.ipynb": 7,
+    "notebooks/09_playground.ipynb": 6,
+    "notebooks/13_call_control_privacy.ipynb": 5,
+    "tests/test_cli_files.py": 5,
+    "tests/test_notebook_kernel.py": 5,
+    "tests/test_diagnose.py": 4,
+    "notebooks/14_article_claims.ipynb": 4,
+    "notebooks/11_answering_the_call.ipynb": 4,
+    "tests/test_metrics.py": 4,
+    "notebooks/06_trickle_vs_vanilla.ipynb": 4,
+    "tests/peer/test_negotiation.py": 4,
+    "notebooks/00_setup_check.ipynb": 2,
+    "notebooks/04_works_on_my_machine.ipynb": 2,
+    "tests/test_reference.py": 2,
+    "tests/test_params.py": 2,
+    "notebooks/02_offer_after_tracks.ipynb": 2,
+}
+#: seconds per test for a file missing from the table
+UNKNOWN_TEST_SECONDS = 0.1
+
+
+def file_order(nodeids: list[str]) -> list[str]:
+    """The files of ``nodeids`` (in first-seen order), sorted longest first by :data:`FILE_SECONDS`."""
+    files: dict[str, int] = {}
+    for nodeid in nodeids:
+        path = nodeid.split("::", 1)[0]
+        files[path] = files.get(path, 0) + 1
+    weight = {path: FILE_SECONDS.get(path, UNKNOWN_TEST_SECONDS * n) for path, n in files.items()}
+    return sorted(files, key=lambda path: -weight[path])  # stable: ties keep the collection order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the items by file, longest file first; the order inside each file is unchanged."""
+    rank = {path: i for i, path in enumerate(file_order([item.nodeid for item in items]))}
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])  # stable
