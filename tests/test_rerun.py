@@ -103,7 +103,9 @@ def test_cancelled_sim_arun_leaves_nothing_behind(baseline: dict[str, Any]) -> N
     """Cancelling an arun on the sim (it runs in a worker thread) leaves no patch, thread or task behind."""
 
     async def main() -> str:
-        task = asyncio.ensure_future(rtclab.arun("forgot-candidates", deadline_s=60))
+        # ten virtual minutes of video: seconds of wall time, so the cancel lands mid-run
+        # (a run that only waits, like forgot-candidates, now ends in a few ms of wall time)
+        task = asyncio.ensure_future(rtclab.arun("basic", hold_s=600.0, deadline_s=900.0))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -185,7 +187,7 @@ def test_cancelled_sim_arun_stops_its_worker_thread_early() -> None:
             finished.set()
 
     async def main() -> bool:
-        # ten virtual minutes of video would take well over a minute of wall time
+        # ten virtual minutes of video take well over ten seconds of wall time
         task = asyncio.ensure_future(rtclab.arun("basic", hold_s=600.0, deadline_s=900.0))
         await asyncio.sleep(1.0)
         task.cancel()
