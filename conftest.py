@@ -1,12 +1,16 @@
 """Suite-wide pytest configuration: the order in which the files are handed to the xdist workers.
 
-``-n 2 --dist loadfile`` (``pyproject.toml``) gives each worker whole files, one after
-another, in the order of the collection. By default xdist first sorts the files by their
+``-n 3 --dist loadfile`` (``pyproject.toml``) gives each worker whole files, one after
+another, in the order of the collection. Three workers on two cores: about a third of
+the suite's wall time is real-time waiting (real UDP runs that wait out the browser's
+15 s timers, Chromium in its namespace, the workshop server's timeouts), during which a
+third worker keeps the cores busy (whole suite 183 s with two workers, 147 s with three,
+on the 2-core reference machine; the CPU-bound course takes the same time either way). By default xdist first sorts the files by their
 number of tests, which can leave a long file with few tests (the soak, the site build, a
 notebook) for the end: one worker then runs it alone while the other sits idle. With
 ``--no-loadscope-reorder`` xdist keeps the collection order instead, and this hook sorts
 that order longest file first (the classic longest-processing-time rule), so the short
-files fill the gaps at the end and both workers finish at about the same time.
+files fill the gaps at the end and the workers finish at about the same time.
 
 Only the order of whole files changes: the tests inside a file keep their order and stay
 on one worker, module fixtures are still built once, and nothing here is asserted about

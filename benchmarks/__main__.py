@@ -25,7 +25,7 @@ performance goals of issue #16 against the figures measured:
 * ``chaos``: success rate of every flow under heavy signaling impairment and
   media-path loss;
 * ``course``: the whole course under ``pytest --nbval`` (the configured
-  ``-n 2`` workers), and apart the eleven notebooks (00-10) the course had
+  ``-n 3`` workers), and apart the eleven notebooks (00-10) the course had
   when issue #16 set its goal;
 * ``server``: ``rtclab serve`` holding 200 users, then a flood from a client
   that never reads and a slow reader: normal users' delivery latency (quiet,
