@@ -232,10 +232,11 @@ scenario(
 # --- answer-carries-polite-change -------------------------------------------------------------
 
 
-async def _answer_carries(h: Any) -> None:
+async def _collide(h: Any) -> tuple[Any, Any, dict[str, Any]] | None:
+    """A video call, then both sides add a video at once: both offer (None if the call or the offers fail)."""
     a, b, ok = await _video_call(h)
     if not ok:
-        return
+        return None
     made = _offers(h, {"caller": a, "callee": b})
     (screen,) = h.camera(video=True)
     (cam,) = h.camera(video=True)
@@ -243,7 +244,15 @@ async def _answer_carries(h: Any) -> None:
     a.addTrack(screen)  # the caller shares a second video ...
     b.addTrack(cam)  # ... as the callee's user clicks Answer
     if not await h.wait_for(lambda: made["caller"] and made["callee"], 3):
+        return None
+    return a, b, made
+
+
+async def _answer_carries(h: Any) -> None:
+    collided = await _collide(h)
+    if collided is None:
         return
+    a, b, made = collided
     h.note("caller", "offer collision", a.signalingState != "stable")
     await h.attempt("callee", "setRemoteDescription", lambda: b.setRemoteDescription(made["caller"][0]))
     await h.attempt("callee", "setLocalDescription", lambda: b.setLocalDescription())
@@ -290,17 +299,10 @@ scenario(
 
 
 async def _naive(h: Any) -> None:
-    a, b, ok = await _video_call(h)
-    if not ok:
+    collided = await _collide(h)
+    if collided is None:
         return
-    made = _offers(h, {"caller": a, "callee": b})
-    (screen,) = h.camera(video=True)
-    (cam,) = h.camera(video=True)
-    h.note("caller", "glare starts", True)
-    a.addTrack(screen)
-    b.addTrack(cam)
-    if not await h.wait_for(lambda: made["caller"] and made["callee"], 3):
-        return
+    a, b, made = collided
     # the naive article code answers whatever offer arrives: the two offers cross
     await h.attempt("callee", "setRemoteDescription", lambda: b.setRemoteDescription(made["caller"][0]))
     await h.attempt("callee", "setLocalDescription", lambda: b.setLocalDescription())
