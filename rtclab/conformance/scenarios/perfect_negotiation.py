@@ -75,6 +75,22 @@ async function videoCall(h) {{
   return {{a, b, ok}};
 }}"""
 
+#: ``collide(h)``: the article's call, then both sides add a video at once and both offer
+#: (``{a, b, made}``, or null if the call or the offers fail); as :func:`_collide`.
+JS_COLLIDE = """
+async function collide(h) {
+  const {a, b, ok} = await videoCall(h);
+  if (!ok) return null;
+  const made = offers(h, {caller: a, callee: b});
+  const [screen] = await h.camera({video: true});
+  const [cam] = await h.camera({video: true});
+  h.note("caller", "glare starts", true);
+  a.addTrack(screen);
+  b.addTrack(cam);
+  if (!await h.waitFor(() => made.caller.length && made.callee.length, 3)) return null;
+  return {a, b, made};
+}"""
+
 JS_END = """
   h.note("caller", "new tracks with media", made.media("caller"));
   h.note("callee", "new tracks with media", made.media("callee"));
@@ -267,16 +283,10 @@ scenario(
     name=f"{FILE}/glare-during-call-answer-carries-polite-change",
     title="the article's Answer click collides with a caller re-offer: the polite callee rolls back and answers, and its "
           "answer already sends its camera (the recvonly transceiver addTrack reused): no further round, still connected",
-    js="async (h) => {" + JS_VIDEO_CALL + JS_OFFERS + """
-  const {a, b, ok} = await videoCall(h);
-  if (!ok) return;
-  const made = offers(h, {caller: a, callee: b});
-  const [screen] = await h.camera({video: true});
-  const [cam] = await h.camera({video: true});
-  h.note("caller", "glare starts", true);
-  a.addTrack(screen);
-  b.addTrack(cam);
-  if (!await h.waitFor(() => made.caller.length && made.callee.length, 3)) return;
+    js="async (h) => {" + JS_VIDEO_CALL + JS_OFFERS + JS_COLLIDE + """
+  const collided = await collide(h);
+  if (!collided) return;
+  const {a, b, made} = collided;
   h.note("caller", "offer collision", a.signalingState !== "stable");
   await h.attempt("callee", "setRemoteDescription", () => b.setRemoteDescription(made.caller[0]));
   await h.attempt("callee", "setLocalDescription", () => b.setLocalDescription());
@@ -332,16 +342,10 @@ scenario(
     title="naive code under glare during a call: both sides apply the other's offer (each rolls its own back implicitly) "
           "and answer; the late answers and the caller's next offer (a new mid for its second video) all fail; the sides "
           "disagree on what was negotiated, the call stays connected",
-    js="async (h) => {" + JS_VIDEO_CALL + JS_OFFERS + """
-  const {a, b, ok} = await videoCall(h);
-  if (!ok) return;
-  const made = offers(h, {caller: a, callee: b});
-  const [screen] = await h.camera({video: true});
-  const [cam] = await h.camera({video: true});
-  h.note("caller", "glare starts", true);
-  a.addTrack(screen);
-  b.addTrack(cam);
-  if (!await h.waitFor(() => made.caller.length && made.callee.length, 3)) return;
+    js="async (h) => {" + JS_VIDEO_CALL + JS_OFFERS + JS_COLLIDE + """
+  const collided = await collide(h);
+  if (!collided) return;
+  const {a, b, made} = collided;
   await h.attempt("callee", "setRemoteDescription", () => b.setRemoteDescription(made.caller[0]));
   await h.attempt("callee", "setLocalDescription", () => b.setLocalDescription());
   const answerB = b.localDescription;
