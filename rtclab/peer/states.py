@@ -161,12 +161,16 @@ class StatesMixin:
                 on_consent=(lambda state, i=info: self._on_consent(i, state)) if self.ice_states else None,
             )
 
-    def _all_transports(self) -> list[tuple[Any, Any]]:
-        found: dict[int, tuple[Any, Any]] = {}
+    def _dtls_transports(self) -> list[Any]:
+        """Every DTLS transport of the connection (one per transceiver, and the data channels'), repeats included."""
         dtls_list = [t.receiver.transport for t in self._pc.getTransceivers()]
         if self._pc.sctp is not None:
             dtls_list.append(self._pc.sctp.transport)
-        for dtls in dtls_list:
+        return dtls_list
+
+    def _all_transports(self) -> list[tuple[Any, Any]]:
+        found: dict[int, tuple[Any, Any]] = {}
+        for dtls in self._dtls_transports():
             ice = getattr(dtls, "transport", None)
             if ice is not None and getattr(ice, "_connection", None) is not None:
                 found.setdefault(id(ice), (ice, dtls))

@@ -185,13 +185,9 @@ class TrickleMixin:
 
     def _protocols_watched(self) -> bool:
         """Whether every aioice connection of this peer reports new local candidates (agent hook)."""
-        # (what ``all(... for ice, _ in self._all_transports())`` says, without building the list: run
-        # at every point of the emitter's polling grid)
-        pc = self._pc
-        dtls_list = [t.receiver.transport for t in pc.getTransceivers()]
-        if pc.sctp is not None:
-            dtls_list.append(pc.sctp.transport)
-        for dtls in dtls_list:
+        # (what ``all(... for ice, _ in self._all_transports())`` says, without pairing and
+        # de-duplicating the transports: run at every point of the emitter's polling grid)
+        for dtls in self._dtls_transports():
             ice = getattr(dtls, "transport", None)
             conn = getattr(ice, "_connection", None) if ice is not None else None
             if conn is not None and not conn.__dict__.get("_rtclab_hooked"):
@@ -356,4 +352,3 @@ class TrickleMixin:
     def _remote_end_ref(self) -> str:
         other = "callee" if self.actor == "caller" else "caller"
         return f"{other}:end"
-
