@@ -30,8 +30,20 @@ run). Objects the tests create are collected, and found by ``gc.get_objects()``,
 from __future__ import annotations
 
 import gc
+import sys
 
 import pytest
+
+# nbval reads the notebooks with nbformat, which imports jsonschema, which imports
+# rfc3987_syntax when it is installed (JupyterLab's jupyter-events pulls it in) to check
+# the "iri" string format. That import builds some thirty Earley parsers: about 0.9 s of
+# CPU in every test process, the xdist controller and each worker
+# (python-jsonschema/jsonschema#1428), and neither the notebook schema nor rtclab uses the
+# format. Marking the module absent makes jsonschema skip that one checker. It has to
+# happen before nbformat is first imported, so pyproject.toml turns nbval's automatic
+# loading off (`-p no:nbval`) and this file loads it, right after.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+pytest_plugins = ["nbval.plugin"]
 
 #: measured seconds per file: the mean of three whole-suite runs (2 workers, 2 cores, load average 0.4-4.4,
 #: 30 Nov 2026; the soak, re-run and cleanup files from the last run, after gc.freeze below)

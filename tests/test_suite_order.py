@@ -50,3 +50,13 @@ def test_the_hook_groups_each_file_in_its_own_order(monkeypatch):
     conf.pytest_collection_modifyitems(items)
     assert [item.nodeid for item in items] == ["tests/test_b.py::one", "tests/test_b.py::two", "tests/test_a.py::one",
                                                "tests/test_a.py::two", "tests/test_c.py::one"]
+
+
+def test_nbval_is_loaded_by_the_root_conftest_after_the_jsonschema_guard(pytestconfig):
+    """nbval runs (loaded by the conftest, not automatically), and its nbformat import did not build rfc3987_syntax's parsers."""
+    import sys
+
+    assert pytestconfig.pluginmanager.has_plugin("nbval.plugin")
+    assert not pytestconfig.pluginmanager.has_plugin("nbval")  # `-p no:nbval`: not loaded twice
+    assert "nbformat" in sys.modules and "jsonschema" in sys.modules
+    assert sys.modules["rfc3987_syntax"] is None
