@@ -56,7 +56,8 @@ def build(src: Path, *, execute: bool = True) -> Path:
         t = time.perf_counter()
         NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
         print(f"executed {out.name} in {time.perf_counter() - t:.1f} s")
-    for cell in nb.cells:  # stable files: no execution timestamps
+    for i, cell in enumerate(nb.cells):  # stable files: no execution timestamps, ids by position (not random)
+        cell.id = f"cell-{i:03d}"
         cell.metadata.pop("execution", None)
         # solutions out of sight: each "## ..." section but the summary starts folded in JupyterLab
         # (click ▸ to open); the cells stay in the file, so nbval still runs and checks every one

@@ -365,6 +365,7 @@ def _text_box(text: Any, renderer: Any) -> Any:
     box = text.get_window_extent(renderer)
     patch = text.get_bbox_patch()
     if patch is not None:
+        text.update_bbox_position_size(renderer)  # where the box is now (a draw would place it so)
         box = Bbox.union([box, patch.get_window_extent(renderer)])
     return box
 
@@ -398,14 +399,24 @@ def _declutter(fig: Figure) -> int:
     drawing order: a text that would overlap one already placed (or a tick
     label, title or legend) is moved by one text height up or down, further
     each try, then sideways; one with no free place nearby is hidden.
+
+    The axes' texts take no part in the layout (their place is found here,
+    inside their axes), so the one draw at the start fixes every axes and
+    tick label: the later rounds, which check the moved texts against each
+    other, measure them where they now are without drawing again.
     """
     hidden = 0
+    settled = False
+    for ax in _all_axes(fig):
+        for text in ax.texts:
+            text.set_in_layout(False)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    fixed = [_text_box(t, renderer) for t in _fixed_texts(fig)]
+    fig_box = fig.bbox
     for _round in range(3):
-        fig.draw_without_rendering()
-        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-        placed = [_text_box(t, renderer) for t in _fixed_texts(fig)]
+        placed = list(fixed)
         moved = 0
-        fig_box = fig.bbox
         for ax in _all_axes(fig):
             area = ax.bbox
             # names of zero-length states first; a band's own name (its colour says it too) gives way
@@ -422,14 +433,14 @@ def _declutter(fig: Figure) -> int:
                 inside = area if in_axes else fig_box  # a text anchored in the axes stays in them
                 # first pull a text that sticks out of its axes back in
                 cx = max(0.0, inside.x0 - box.x0) + min(0.0, inside.x1 - box.x1)
+                cx = cx if abs(cx) >= 0.5 else 0.0  # a text pulled in last round sits on the edge: not out
                 if cx == 0.0 and not any(_boxes_overlap(box, other) for other in placed):
                     placed.append(box)
                     continue
                 if rank(text) == 2:
                     text.set_visible(False)
                     hidden += 1
-                    moved += 1
-                    continue
+                    continue  # hidden: nothing left to check against it
                 h, w = max(box.height, 1.0) + 2.0, max(box.width, 1.0)
                 tries = [(cx, 0.0)] + [(cx, k * h) for k in (1, -1, 2, -2, 3, -3, 4, -4)]
                 tries += [(cx + dx * w, dy * h) for dx in (0.6, -0.6, 1.1, -1.1) for dy in (0, 1, -1)]
@@ -449,9 +460,16 @@ def _declutter(fig: Figure) -> int:
                 else:
                     text.set_visible(False)
                     hidden += 1
-                    moved += 1
         if not moved:
+            settled = True
             break
+    if settled:
+        # Every text is where it stays: the figure needs no draw before it is shown. Saying
+        # so spares it the draw a notebook's post-execute hook (pyplot's draw_all) makes of
+        # every stale figure just before the inline backend renders the figure anyway (a
+        # backend that paints by itself was asked to redraw by the moves already); any later
+        # change marks it stale again.
+        fig.stale = False
     return hidden
 
 
@@ -1850,4 +1868,5 @@ def beside(
     for ax, data, title in zip(axes, (left, right), titles):
         draw(data, ax=ax, time_scale=time_scale)
         ax.set_title(f"{title}\n{ax.get_title(loc='left')}", fontsize=FS_TITLE, loc="left")
+    _declutter(fig)  # two panels at their final size: their labels are placed as in a single plot
     return fig

@@ -725,6 +725,36 @@ def test_overlapping_texts_finds_a_collision() -> None:
     assert plots.overlapping_texts(fig) == [("offer", "answer")]
 
 
+@pytest.mark.parametrize("trace", ["mdn-browser-caller",
+                                   "RTCPeerConnection-perfect-negotiation/glare-during-call-answer-carries-polite-change"])
+@pytest.mark.parametrize("plot", ["sequence", "states", "candidates"])
+def test_beside_panels_have_no_overlapping_texts(trace: str, plot: str) -> None:
+    """rtclab's run beside a Chromium trace: the labels of both panels are placed as in a single plot."""
+    run = rtclab.run("basic", hold_s=30, cut_at_s=5, cut_for_s=10)
+    fig = plots.beside(run, rtclab.data.chromium_trace(trace), plot=plot)
+    assert plots.overlapping_texts(fig) == []
+
+
+def test_a_finished_figure_is_not_drawn_again_by_the_post_execute_hook() -> None:
+    """Our figures end laid out and not stale: pyplot's draw_all (IPython's post-execute hook) skips them until changed."""
+    from matplotlib._pylab_helpers import Gcf
+
+    run = rtclab.run("basic")
+    chromium = rtclab.data.chromium_trace("basic-browser-caller")
+    figures = [*plots._gallery_figures(run), ("beside", plots.beside(run, chromium, plot="states"))]
+    for kind, fig in figures:
+        draws: list[str] = []
+        fig.canvas.mpl_connect("draw_event", lambda _e, kind=kind: draws.append(kind))
+        assert fig.stale is False, kind
+        Gcf.draw_all()
+        assert draws == [], kind
+        fig.axes[0].set_title("changed afterwards")
+        assert fig.stale is True, kind
+        Gcf.draw_all()
+        assert draws == [kind], kind
+        plt.close(fig)
+
+
 def _long_call_short_exchange() -> pd.DataFrame:
     """The exchange is over in 60 ms; the run goes on to 1.1 s (as counteroffer's think time)."""
     c = _Call()
