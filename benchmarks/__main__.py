@@ -320,10 +320,13 @@ def _pytest(*args: str) -> dict[str, Any]:
     # PYTHONDONTWRITEBYTECODE set, each kernel would otherwise compile it again)
     compileall.compile_dir(str(ROOT / "rtclab"), quiet=1)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfEs", *args], cwd=ROOT, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
     return {"wall_s": round(time.perf_counter() - t, 1), "exit_code": proc.returncode,
             "command": " ".join(["python -m pytest -q", *args]),
-            "last_line": (proc.stdout.strip().splitlines() or [""])[-1]}
+            "last_line": (lines or [""])[-1],
+            # which tests did not pass, and why (pytest's short summary: -rfEs)
+            "not_passed": [line for line in lines if line.startswith(("FAILED ", "ERROR ", "SKIPPED "))]}
 
 
 #: the notebooks the course had when #16 set its goal (00-10); 11-14 came later
