@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +37,8 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.changes import _pair_ms  # interleaved medians, as for the simulation's changes
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "course_changes.json"
@@ -48,29 +49,14 @@ BEFORE_REV = "4f127ca"
 def _child(code: str, env: dict[str, str] | None = None) -> float:
     """CPU seconds (user + system) of a new interpreter running ``code``."""
     before = os.times()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=120)
     after = os.times()
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def _pair(before: Callable[[], float], after: Callable[[], float], n: int) -> dict[str, Any]:
-    """Interleaved medians of two measurements, alternating who goes first."""
-    b: list[float] = []
-    a: list[float] = []
-    for i in range(n):
-        if i % 2:
-            a.append(after())
-            b.append(before())
-        else:
-            b.append(before())
-            a.append(after())
-    mb, ma = statistics.median(b), statistics.median(a)
-    return {"runs_each": n, "before": round(mb, 3), "after": round(ma, 3), "saved": round(mb - ma, 3)}
-
-
 def process_imports(n: int) -> dict[str, Any]:
     imports = "import nbval.plugin, xdist.plugin"
-    return {"cpu_s": _pair(lambda: _child(imports),
+    return {"cpu_s": _pair_ms(lambda: _child(imports),
                            lambda: _child("import sys; sys.modules.setdefault('rfc3987_syntax', None); " + imports), n)}
 
 
@@ -91,7 +77,7 @@ def bytecode(n: int) -> dict[str, Any]:
             for c, a in zip(caches, aside):
                 a.rename(c)
 
-    return {"cpu_s": _pair(without, lambda: _child("import rtclab", env), n), "pycache_dirs": len(caches)}
+    return {"cpu_s": _pair_ms(without, lambda: _child("import rtclab", env), n), "pycache_dirs": len(caches)}
 
 
 def _old_plots() -> types.ModuleType:
@@ -136,8 +122,8 @@ def figures(n: int) -> dict[str, Any]:
     for module in (old, plots):  # warm fonts and caches
         _shown(lambda m=module: m.summary(run))
     return {
-        "summary_figure_s": _pair(lambda: _shown(lambda: old.summary(run)), lambda: _shown(lambda: plots.summary(run)), n),
-        "beside_figure_s": _pair(lambda: _shown(lambda: old.beside(run, chromium, plot="states")),
+        "summary_figure_s": _pair_ms(lambda: _shown(lambda: old.summary(run)), lambda: _shown(lambda: plots.summary(run)), n),
+        "beside_figure_s": _pair_ms(lambda: _shown(lambda: old.beside(run, chromium, plot="states")),
                                  lambda: _shown(lambda: plots.beside(run, chromium, plot="states")), n),
     }
 
